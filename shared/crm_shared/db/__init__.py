@@ -1,0 +1,1 @@
+"""Persistence shared by every service: engine, unit of work, platform tables."""

@@ -1,0 +1,1 @@
+"""Domain events: envelope, transactional outbox relay, durable consumers."""

@@ -1,0 +1,1 @@
+"""Metrics, traces and logs: configured once here, used by every service."""
