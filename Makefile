@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 GEN_STAMP := shared/gen/.stamp
 PROTO_SOURCES := $(shell find protos -name '*.proto' 2>/dev/null) protos/build.py
 # Source roots on the venv's sys.path (written to a .pth file): no editable installs to go stale.
-SOURCE_ROOTS := shared shared/gen gateway $(wildcard services/*)
+SOURCE_ROOTS := shared shared/gen gateway loadtests $(wildcard services/*)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv proto run test test-fast lint bench loadtest token clean
@@ -58,7 +58,7 @@ lint: $(GEN_STAMP)
 	$(VENV)/bin/lint-imports
 
 bench: $(GEN_STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m crm_bench
 
 clean:
 	rm -rf $(VENV) shared/gen build .pytest_cache

@@ -28,8 +28,12 @@ def _columns() -> dict[str, list[sa.SchemaItem]]:
         # Events written in the same transaction as the change they describe.
         # The relay publishes unsent rows in `seq` order and sets sent_at on PubAck.
         "outbox": [
-            sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                      autoincrement=True),
+            sa.Column(
+                "seq",
+                sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                primary_key=True,
+                autoincrement=True,
+            ),
             sa.Column("event_id", sa.String(36), nullable=False, unique=True),
             sa.Column("subject", sa.String(200), nullable=False),  # NATS subject
             sa.Column("event_type", sa.String(200), nullable=False),

@@ -1,0 +1,1 @@
+"""Customer service: customers and contacts (the CRM core)."""

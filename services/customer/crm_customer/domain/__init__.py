@@ -1,0 +1,1 @@
+"""Customer domain: entities and rules, free of gRPC, SQL and NATS."""

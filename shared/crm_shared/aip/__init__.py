@@ -1,0 +1,1 @@
+"""Google AIP helpers: page tokens and keyset paging, filters, field masks, etags."""
