@@ -224,6 +224,10 @@ def _transcoder_filter(catalog: Catalog, descriptor_path: str) -> dict[str, Any]
             # REST calls with a query parameter that maps to no field get 400 instead of passing
             # through untranscoded (which would end as a confusing 404 from the router).
             "request_validation_options": {"reject_unknown_query_parameters": True},
+            # "+" in a query string is a space (form encoding: Python's urlencode, requests'
+            # params=, JS URLSearchParams); without this `?filter=tier+%3D+X` reaches the
+            # service as "tier+=+X" and fails as INVALID_FILTER.
+            "query_param_unescape_plus": True,
             # Only methods with google.api.http bindings are REST; gRPC paths are never re-mapped.
             "auto_mapping": False,
             "max_request_body_size": MAX_BODY_BYTES,

@@ -159,3 +159,29 @@ def test_the_fast_segment_decoder_accepts_exactly_what_pyjwt_accepts(segment):
             return "rejected"
 
     assert outcome(_FastSegmentJWS._decode_base64url_segment) == outcome(PyJWS._decode_base64url_segment)
+
+
+def test_a_cached_token_still_expires(jwt_keys, token_factory, monkeypatch):
+    """Verified tokens are cached (one RS256 check per token), but expiry is checked on every call."""
+    from crm_shared.auth import jwt as jwt_module
+
+    verifier = JwtVerifier.from_jwks_file(
+        jwt_keys.jwks_path, issuer=jwt_keys.issuer, audience=jwt_keys.audience
+    )
+    token = token_factory(ttl=60)
+    assert verifier.verify(token).subject == "alice"
+    assert verifier.verify(token).subject == "alice"  # served from the cache
+    real_time = jwt_module.time.time
+    monkeypatch.setattr(jwt_module.time, "time", lambda: real_time() + 60 + jwt_module.LEEWAY_SECONDS + 1)
+    with pytest.raises(Unauthenticated) as caught:
+        verifier.verify(token)
+    assert caught.value.reason == "TOKEN_EXPIRED"
+
+
+def test_a_tampered_copy_of_a_cached_token_is_not_served_from_the_cache(verifier, token_factory):
+    token = token_factory()
+    verifier.verify(token)
+    header, payload, signature = token.split(".")
+    forged = f"{header}.{payload}.{signature[:-4]}AAAA"
+    with pytest.raises(Unauthenticated):
+        verifier.verify(forged)

@@ -288,13 +288,13 @@ async def test_the_request_id_is_echoed_and_visible_to_the_handler(stub, auth):
     call = stub.GetCustomer(get_request(), metadata=(*auth, ("x-request-id", "req-123")))
     customer = await call
     assert customer.industry == "req-123"
-    assert dict(await call.initial_metadata())["x-request-id"] == "req-123"
+    assert dict(await call.trailing_metadata())["x-request-id"] == "req-123"
 
 
 async def test_a_request_id_is_made_when_the_caller_sends_none(stub, auth):
     call = stub.GetCustomer(get_request(), metadata=auth)
     customer = await call
-    echoed = dict(await call.initial_metadata())["x-request-id"]
+    echoed = dict(await call.trailing_metadata())["x-request-id"]
     assert customer.industry == echoed
     assert len(echoed) == 32
 

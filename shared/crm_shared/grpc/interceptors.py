@@ -16,10 +16,11 @@ Design notes (why it looks like this):
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, NoReturn
 
@@ -181,8 +182,23 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
         raise NotImplementedError
 
 
+def _with_request_id(status: grpc.Status) -> grpc.Status:
+    """The status plus x-request-id in its trailers (an abort replaces trailers set earlier)."""
+    request_id = current_request_id()
+    if not request_id:
+        return status
+    return AbortStatus(status.code, status.details, (*status.trailing_metadata, (REQUEST_ID_KEY, request_id)))
+
+
+_StatusFields = collections.namedtuple("_StatusFields", ("code", "details", "trailing_metadata"))
+
+
+class AbortStatus(_StatusFields, grpc.Status):
+    """A concrete grpc.Status (the grpc package only defines the interface)."""
+
+
 async def abort_with_error(context: grpc.aio.ServicerContext, error: DomainError, domain: str) -> NoReturn:
-    await context.abort_with_status(grpc_status_for(error, domain))
+    await context.abort_with_status(_with_request_id(grpc_status_for(error, domain)))
     raise AssertionError("abort_with_status returned")  # pragma: no cover - grpc always raises
 
 
@@ -202,7 +218,7 @@ async def abort_internal(
         domain=domain,
         metadata={"trace_id": trace_id, "request_id": current_request_id()},
     )
-    await context.abort_with_status(rpc_status.to_status(status))
+    await context.abort_with_status(_with_request_id(rpc_status.to_status(status)))
     raise AssertionError("abort_with_status returned")  # pragma: no cover
 
 
@@ -258,10 +274,12 @@ class RequestIdInterceptor(WrappingInterceptor):
         async def with_request_id(request: Any, context: grpc.aio.ServicerContext) -> Any:
             request_id = metadata_value(context, REQUEST_ID_KEY)
             if not request_id or len(request_id) > _MAX_REQUEST_ID_LENGTH or not request_id.isprintable():
-                request_id = uuid.uuid4().hex
+                request_id = os.urandom(16).hex()  # uuid4().hex without building a UUID object
             token = set_request_id(request_id)
+            # Echoed in the trailers, which every call sends anyway: sending initial metadata
+            # just for it costs an extra HTTP/2 frame per call. Aborts add it again (below).
+            context.set_trailing_metadata(((REQUEST_ID_KEY, request_id),))
             try:
-                await context.send_initial_metadata(((REQUEST_ID_KEY, request_id),))
                 return await behavior(request, context)
             finally:
                 reset_request_id(token)
