@@ -56,11 +56,30 @@ def test_blind_index_is_deterministic_keyed_and_kind_separated():
     assert index.digest("email", "123") != index.digest("phone", "123")
 
 
-def test_codec_treats_empty_as_null():
-    codec = PersonalDataCodec(KeyRing.from_spec(f"k:{generate_key()}"), BlindIndex(generate_key()))
-    assert codec.seal([], table="t", column="c", row_id="r") is None
-    sealed = codec.seal([["+8613800138000", "mobile"]], table="t", column="c", row_id="r")
-    assert codec.open(sealed, table="t", column="c", row_id="r") == [["+8613800138000", "mobile"]]
+def test_subject_data_keys_seal_open_shred_and_rotate():
+    old_key = generate_key()
+    codec = PersonalDataCodec(KeyRing.from_spec(f"k1:{old_key}"), BlindIndex(generate_key()))
+    cipher, wrapped = codec.new_data_key("cust-1")
+    assert cipher.seal([], table="t", column="c", row_id="r") is None
+    sealed = cipher.seal([["+8613800138000", "mobile"]], table="t", column="c", row_id="r")
+    assert b"8613800138000" not in sealed
+    assert codec.cipher(wrapped, "cust-1").open(sealed, table="t", column="c", row_id="r") == [
+        ["+8613800138000", "mobile"]
+    ]
+    # The wrapped key only opens for its own subject.
+    with pytest.raises(DecryptionError):
+        codec.cipher(wrapped, "cust-2")
+    # Erased (no key): fields read as absent, and nothing new can be sealed.
+    shredded = codec.cipher(None, "cust-1")
+    assert shredded.open(sealed, table="t", column="c", row_id="r", default=[]) == []
+    with pytest.raises(DecryptionError):
+        shredded.seal("x", table="t", column="c", row_id="r")
+    # Rotation re-wraps the data key only; old data still opens under the new ring.
+    rotated = PersonalDataCodec(KeyRing.from_spec(f"k2:{generate_key()},k1:{old_key}"), codec.blind_index)
+    rewrapped = rotated.rewrap(wrapped, "cust-1")
+    assert rewrapped is not None and rotated.key_ring.key_id_of(rewrapped) == "k2"
+    assert rotated.rewrap(rewrapped, "cust-1") is None
+    assert rotated.cipher(rewrapped, "cust-1").open(sealed, table="t", column="c", row_id="r")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ masking, etags, idempotent retries — and the events that reach the stream.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
@@ -394,3 +395,88 @@ async def test_no_token_is_unauthenticated(stub):
         stub.ListCustomers(rpc.ListCustomersRequest()), grpc.StatusCode.UNAUTHENTICATED
     )
     assert details.reason == "TOKEN_MISSING"
+
+
+async def test_a_collaborator_sees_a_shared_customer_like_its_owner(stub, as_user):
+    owner, friend = as_user("sales_rep", "rep-e", "east"), as_user("sales_rep", "rep-f", "east")
+    created = await stub.CreateCustomer(
+        rpc.CreateCustomerRequest(customer=acme(phone_numbers=[])), metadata=owner
+    )
+    await expect_error(
+        stub.GetCustomer(rpc.GetCustomerRequest(name=created.name), metadata=friend),
+        grpc.StatusCode.NOT_FOUND,
+    )
+    shared = await stub.UpdateCustomer(
+        rpc.UpdateCustomerRequest(
+            customer=pb.Customer(name=created.name, collaborators=["rep-f"]),
+            update_mask=field_mask_pb2.FieldMask(paths=["collaborators"]),
+        ),
+        metadata=owner,
+    )
+    assert list(shared.collaborators) == ["rep-f"]
+    seen = await stub.GetCustomer(rpc.GetCustomerRequest(name=created.name), metadata=friend)
+    assert seen.owner == "rep-e" and seen.status == pb.CUSTOMER_STATUS_OWNED
+    listed = await stub.ListCustomers(rpc.ListCustomersRequest(filter='owner = "rep-e"'), metadata=friend)
+    assert created.name in [c.name for c in listed.customers]
+    await expect_error(
+        stub.UpdateCustomer(
+            rpc.UpdateCustomerRequest(
+                customer=pb.Customer(name=created.name, status=pb.CUSTOMER_STATUS_IN_POOL),
+                update_mask=field_mask_pb2.FieldMask(paths=["status"]),
+            ),
+            metadata=owner,
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+
+
+async def test_no_plaintext_personal_data_reaches_the_database(stub, as_user, customer_service):
+    """Emails, phones, tax ids and addresses are only stored encrypted (and blind-indexed)."""
+    import sqlalchemy as sa
+
+    from crm_customer.adapters.tables import metadata
+
+    secret_email, secret_tax = f"secret-{uuid.uuid4().hex[:10]}@hidden.example", "91310000SECRET77X"
+    created = await stub.CreateCustomer(
+        rpc.CreateCustomerRequest(
+            customer=acme(
+                email_addresses=[pb.EmailAddress(address=secret_email)],
+                phone_numbers=[pb.PhoneNumber(number="+86 139 1234 5678")],
+                tax_id=secret_tax,
+                address=pb.PostalAddress(region_code="CN", address_line="88 Secret Road"),
+            )
+        ),
+        metadata=as_user(),
+    )
+    await stub.CreateContact(
+        rpc.CreateContactRequest(
+            parent=created.name,
+            contact=pb.Contact(
+                display_name="Wang", email_addresses=[pb.EmailAddress(address="wang." + secret_email)]
+            ),
+        ),
+        metadata=as_user(),
+    )
+    needles = [secret_email, "8613912345678", "13912345678", secret_tax, "Secret Road"]
+    url = customer_service.infrastructure.settings.database_url
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1]
+        files = [Path(path), Path(path + "-wal")]
+        dump = b"".join(f.read_bytes() for f in files if f.exists()).decode("latin-1")
+    else:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(url)
+        async with engine.connect() as conn:
+            rows = []
+            for table in metadata.sorted_tables:
+                rows += (
+                    (await conn.execute(sa.text(f"SELECT row_to_json(t)::text FROM {table.name} t")))
+                    .scalars()
+                    .all()
+                )
+        await engine.dispose()
+        dump = "\n".join(rows)
+    assert created.name.split("/")[1] in dump  # we are looking at the right data
+    for needle in needles:
+        assert needle not in dump, f"{needle!r} stored in plaintext"

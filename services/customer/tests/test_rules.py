@@ -131,3 +131,18 @@ def test_contact_requires_a_name_and_valid_points():
         "contact.display_name",
         "contact.email_addresses[0].address",
     ]
+
+
+def test_lifecycle_rules():
+    from crm_customer.domain import lifecycle
+    from crm_customer.domain.model import LifecycleStage as S
+
+    assert lifecycle.after_deal_won(S.PROSPECT) is S.ACTIVE
+    assert lifecycle.after_deal_won(S.LOYAL) is S.LOYAL
+    assert lifecycle.after_deal_won(S.CHURNED) is S.ACTIVE
+    assert lifecycle.after_purchase(S.PROSPECT, 1) is S.ACTIVE
+    assert lifecycle.after_purchase(S.ACTIVE, 2) is S.ACTIVE
+    assert lifecycle.after_purchase(S.ACTIVE, 3) is S.LOYAL
+    assert lifecycle.after_inactivity(S.LOYAL) is S.AT_RISK
+    assert lifecycle.after_inactivity(S.PROSPECT) is S.PROSPECT
+    assert lifecycle.inactivity_deadline(NOW) == NOW + timedelta(days=90)

@@ -21,6 +21,7 @@ class PlatformTables:
     dead_letters: sa.Table
     idempotency_keys: sa.Table
     audit_log: sa.Table
+    timers: sa.Table
 
 
 def _columns() -> dict[str, list[sa.SchemaItem]]:
@@ -88,6 +89,19 @@ def _columns() -> dict[str, list[sa.SchemaItem]]:
             sa.Index("ix_audit_resource", "resource", "occurred_at"),
             sa.Index("ix_audit_time", "occurred_at"),
         ],
+        # Durable timers: one row per (kind, key) — scheduling again moves the deadline. A
+        # scheduler claims due rows (FOR UPDATE SKIP LOCKED on PostgreSQL), runs the kind's
+        # handler and deletes the row in the same transaction as the handler's writes/events.
+        "timers": [
+            sa.Column("kind", sa.String(64), primary_key=True),  # e.g. "pool.reclaim"
+            sa.Column("key", sa.String(200), primary_key=True),  # e.g. the customer id
+            sa.Column("due_at", UtcDateTime(), nullable=False),
+            sa.Column("payload", sa.JSON, nullable=False),
+            sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+            sa.Column("last_error", sa.Text, nullable=True),
+            sa.Column("created_at", UtcDateTime(), nullable=False),
+            sa.Index("ix_timers_due", "due_at"),
+        ],
     }
 
 
@@ -96,15 +110,25 @@ def platform_tables(metadata: sa.MetaData) -> PlatformTables:
     return PlatformTables(**tables)
 
 
-def create_platform_tables(op) -> None:  # alembic `op`
-    """Called from a service's initial migration."""
-    for name, cols in _columns().items():
-        plain = [c for c in cols if isinstance(c, sa.Column)]
-        op.create_table(name, *plain)
-        for index in (c for c in cols if isinstance(c, sa.Index)):
-            op.create_index(index.name, name, [str(e) for e in index.expressions])
+# Platform tables a service's first migration creates; tables added to the platform later
+# are created by each existing service's own later migration with create_platform_table.
+_INITIAL = ("outbox", "inbox", "dead_letters", "idempotency_keys", "audit_log")
 
 
-def drop_platform_tables(op) -> None:
-    for name in reversed(list(_columns())):
+def create_platform_table(op, name: str) -> None:  # alembic `op`
+    cols = _columns()[name]
+    op.create_table(name, *[c for c in cols if isinstance(c, sa.Column)])
+    for index in (c for c in cols if isinstance(c, sa.Index)):
+        op.create_index(index.name, name, [str(e) for e in index.expressions])
+
+
+def create_platform_tables(op, *, include_later: bool = False) -> None:
+    """Called from a service's initial migration. A new service passes include_later=True to
+    get every platform table at once; the customer service's 0001 predates `timers`."""
+    for name in _columns() if include_later else _INITIAL:
+        create_platform_table(op, name)
+
+
+def drop_platform_tables(op, *, include_later: bool = False) -> None:
+    for name in reversed(list(_columns()) if include_later else _INITIAL):
         op.drop_table(name)

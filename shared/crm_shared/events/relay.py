@@ -282,6 +282,10 @@ class OutboxRelay:
     # --- loop ------------------------------------------------------------------------------
     async def _run(self) -> None:
         while True:
+            # Only a pass that *started* after stop() was requested proves the outbox is flushed:
+            # rows committed while an earlier pass was publishing (or waiting for the SQLite write
+            # lock) were not in what it read.
+            flushing = self._stopped.is_set()
             self._wake.clear()
             try:
                 published = await self.publish_pending()
@@ -302,7 +306,9 @@ class OutboxRelay:
             await self._housekeeping()
             if published >= self.batch_size:
                 continue  # more waiting: no sleep
-            if self._stopped.is_set():
+            if flushing:
                 return  # flushed
+            if self._stopped.is_set():
+                continue  # stop arrived during this pass: one more pass picks up what it missed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)

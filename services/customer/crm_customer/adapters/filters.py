@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from crm_customer.adapters.published import KIND_FILTER_VALUES, STAGE_FILTER_VALUES, TIER_FILTER_VALUES
+from crm_customer.adapters.published import (
+    KIND_FILTER_VALUES,
+    STAGE_FILTER_VALUES,
+    STATUS_FILTER_VALUES,
+    TIER_FILTER_VALUES,
+)
 from crm_customer.adapters.repository import CustomerRepository
 from crm_customer.adapters.tables import customer_identifiers, customer_tags, customers
 from crm_shared.aip.filtering import FilterField, FilterSchema, invalid_filter
@@ -62,6 +67,11 @@ def customer_filter_schema(repo: CustomerRepository, phone_region: str) -> Filte
             "kind": FilterField.enum(c.kind, KIND_FILTER_VALUES),
             "tier": FilterField.enum(c.tier, TIER_FILTER_VALUES),
             "lifecycle_stage": FilterField.enum(c.lifecycle_stage, STAGE_FILTER_VALUES),
+            "status": FilterField.enum(c.status, STATUS_FILTER_VALUES),
+            "locked": FilterField.boolean(c.locked),
+            "last_follow_up_time": FilterField.timestamp(c.last_follow_up_time),
+            "next_follow_up_time": FilterField.timestamp(c.next_follow_up_time),
+            "reclaim_time": FilterField.timestamp(c.reclaim_time),
             "create_time": FilterField.timestamp(c.create_time),
             "update_time": FilterField.timestamp(c.update_time),
             "tags": FilterField.custom(":", _has_tag),

@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.customer.v1 import customer_pb2 as pb
 from crm.customer.v1 import events_pb2 as events_pb
-from crm_customer.domain.model import Contact, Customer, CustomerKind, LifecycleStage, Tier
+from crm_customer.domain.model import Contact, Customer, CustomerKind, CustomerStatus, LifecycleStage, Tier
 
 KIND_TO_PB = {CustomerKind.COMPANY: pb.CUSTOMER_KIND_COMPANY, CustomerKind.PERSON: pb.CUSTOMER_KIND_PERSON}
 TIER_TO_PB = {Tier.A: pb.CUSTOMER_TIER_A, Tier.B: pb.CUSTOMER_TIER_B, Tier.C: pb.CUSTOMER_TIER_C}
@@ -21,6 +21,12 @@ STAGE_TO_PB = {
     LifecycleStage.AT_RISK: pb.LIFECYCLE_STAGE_AT_RISK,
     LifecycleStage.CHURNED: pb.LIFECYCLE_STAGE_CHURNED,
 }
+STATUS_TO_PB = {
+    CustomerStatus.OWNED: pb.CUSTOMER_STATUS_OWNED,
+    CustomerStatus.IN_POOL: pb.CUSTOMER_STATUS_IN_POOL,
+    CustomerStatus.MERGED: pb.CUSTOMER_STATUS_MERGED,
+    CustomerStatus.ERASED: pb.CUSTOMER_STATUS_ERASED,
+}
 KIND_FROM_PB = {v: k for k, v in KIND_TO_PB.items()}
 TIER_FROM_PB = {v: k for k, v in TIER_TO_PB.items()}
 STAGE_FROM_PB = {v: k for k, v in STAGE_TO_PB.items()}
@@ -29,6 +35,7 @@ STAGE_FROM_PB = {v: k for k, v in STAGE_TO_PB.items()}
 KIND_FILTER_VALUES = {pb.CustomerKind.Name(v): k.value for k, v in KIND_TO_PB.items()}
 TIER_FILTER_VALUES = {pb.CustomerTier.Name(v): k.value for k, v in TIER_TO_PB.items()}
 STAGE_FILTER_VALUES = {pb.LifecycleStage.Name(v): k.value for k, v in STAGE_TO_PB.items()}
+STATUS_FILTER_VALUES = {pb.CustomerStatus.Name(v): k.value for k, v in STATUS_TO_PB.items()}
 
 SUBJECT_CUSTOMER_CREATED = "crm.customer.customer.created"
 SUBJECT_CUSTOMER_UPDATED = "crm.customer.customer.updated"

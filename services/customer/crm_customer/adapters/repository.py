@@ -8,13 +8,21 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_customer.adapters.tables import contacts, customer_identifiers, customer_tags, customers
+from crm_customer.adapters.tables import (
+    contacts,
+    customer_collaborators,
+    customer_identifiers,
+    customer_keys,
+    customer_tags,
+    customers,
+)
 from crm_customer.domain.model import (
     Address,
     Contact,
     ContactPoint,
     Customer,
     CustomerKind,
+    CustomerStatus,
     LifecycleStage,
     Tier,
 )
@@ -40,8 +48,8 @@ class CustomerRepository:
 
     # --- mapping -------------------------------------------------------------------------------
 
-    def _row_values(self, customer: Customer) -> dict[str, Any]:
-        seal = self.codec.seal
+    def _row_values(self, customer: Customer, cipher) -> dict[str, Any]:
+        seal = cipher.seal
         address = customer.address
         return {
             "id": customer.id,
@@ -72,10 +80,22 @@ class CustomerRepository:
             "create_time": customer.create_time,
             "update_time": customer.update_time,
             "version": customer.version,
+            "status": customer.status.value,
+            "locked": customer.locked,
+            "pool_id": customer.pool_id,
+            "former_owner": customer.former_owner,
+            "assign_time": customer.assign_time,
+            "reclaim_time": customer.reclaim_time,
+            "last_follow_up_time": customer.last_follow_up_time,
+            "next_follow_up_time": customer.next_follow_up_time,
+            "last_deal_time": customer.last_deal_time,
+            "health_score": customer.health_score,
+            "collaborators": list(customer.collaborators),
+            "merged_into": customer.merged_into,
         }
 
     def _to_customer(self, row: sa.Row) -> Customer:
-        open_ = self.codec.open
+        open_ = self.codec.cipher(row.wrapped_key, row.id).open
         address = open_(row.address_enc, table="customers", column="address", row_id=row.id)
         return Customer(
             id=row.id,
@@ -97,15 +117,48 @@ class CustomerRepository:
             tax_id=open_(row.tax_id_enc, table="customers", column="tax_id", row_id=row.id, default=""),
             custom_fields=dict(row.custom_fields or {}),
             version=row.version,
+            status=CustomerStatus(row.status),
+            locked=row.locked,
+            pool_id=row.pool_id,
+            former_owner=row.former_owner,
+            assign_time=row.assign_time,
+            reclaim_time=row.reclaim_time,
+            last_follow_up_time=row.last_follow_up_time,
+            next_follow_up_time=row.next_follow_up_time,
+            last_deal_time=row.last_deal_time,
+            health_score=row.health_score,
+            collaborators=list(row.collaborators or []),
+            merged_into=row.merged_into,
         )
 
     # --- queries -------------------------------------------------------------------------------
 
     def visible(self, grant: ScopeGrant) -> sa.ColumnElement[bool]:
-        return scope_predicate(grant, owner=customers.c.owner, team=customers.c.team)
+        """The caller's data scope; "own" includes customers shared with them as a collaborator."""
+        shared_with = sa.exists().where(
+            customer_collaborators.c.customer_id == customers.c.id,
+            customer_collaborators.c.user_id == grant.subject,
+        )
+        return scope_predicate(grant, owner=customers.c.owner, team=customers.c.team, shared_with=shared_with)
+
+    @staticmethod
+    def _select() -> sa.Select:
+        """Customers with their wrapped data key (absent once erased)."""
+        return sa.select(customers, customer_keys.c.wrapped_key).outerjoin(
+            customer_keys, customer_keys.c.customer_id == customers.c.id
+        )
+
+    async def cipher_for(self, customer_id: str):
+        """The customer's data-key cipher, for sealing or opening its (and its contacts') fields."""
+        wrapped = (
+            await self.session.execute(
+                sa.select(customer_keys.c.wrapped_key).where(customer_keys.c.customer_id == customer_id)
+            )
+        ).scalar_one_or_none()
+        return self.codec.cipher(wrapped, customer_id)
 
     async def get(self, customer_id: str, grant: ScopeGrant | None = None) -> Customer | None:
-        query = sa.select(customers).where(customers.c.id == customer_id)
+        query = self._select().where(customers.c.id == customer_id)
         if grant is not None:
             query = query.where(self.visible(grant))
         row = (await self.session.execute(query)).first()
@@ -120,7 +173,7 @@ class CustomerRepository:
         after: Sequence[Any] | None,
         limit: int,
     ) -> list[Customer]:
-        query = sa.select(customers).where(self.visible(grant))
+        query = self._select().where(self.visible(grant))
         if where is not None:
             query = query.where(where)
         if after is not None:
@@ -150,12 +203,18 @@ class CustomerRepository:
     # --- writes --------------------------------------------------------------------------------
 
     async def add(self, customer: Customer) -> None:
-        await self.session.execute(sa.insert(customers).values(self._row_values(customer)))
+        cipher, wrapped = self.codec.new_data_key(customer.id)
+        await self.session.execute(
+            sa.insert(customer_keys).values(
+                customer_id=customer.id, wrapped_key=wrapped, create_time=customer.create_time
+            )
+        )
+        await self.session.execute(sa.insert(customers).values(self._row_values(customer, cipher)))
         await self._write_children(customer)
 
     async def save(self, customer: Customer, *, expected_version: int) -> None:
         """Optimistic concurrency: the row must still be at expected_version, else ABORTED."""
-        values = self._row_values(customer)
+        values = self._row_values(customer, await self.cipher_for(customer.id))
         del values["id"], values["create_time"]
         result = await self.session.execute(
             sa.update(customers)
@@ -184,10 +243,16 @@ class CustomerRepository:
             await self.session.execute(
                 sa.insert(customer_tags), [{"customer_id": customer.id, "tag": tag} for tag in customer.tags]
             )
+        if customer.collaborators:
+            await self.session.execute(
+                sa.insert(customer_collaborators),
+                [{"customer_id": customer.id, "user_id": user} for user in customer.collaborators],
+            )
 
     async def remove(self, customer_id: str) -> None:
         # Children first: SQLite only cascades with foreign_keys=ON, and explicit is clearer anyway.
-        for table in (contacts, customer_identifiers, customer_tags):
+        # Deleting the data key crypto-shreds any copy of the personal fields (replicas, backups).
+        for table in (contacts, customer_identifiers, customer_tags, customer_collaborators, customer_keys):
             await self.session.execute(sa.delete(table).where(table.c.customer_id == customer_id))
         await self.session.execute(sa.delete(customers).where(customers.c.id == customer_id))
 
@@ -196,9 +261,14 @@ class ContactRepository:
     def __init__(self, session: AsyncSession, codec: PersonalDataCodec) -> None:
         self.session = session
         self.codec = codec
+        self._customers = CustomerRepository(session, codec)
 
-    def _row_values(self, contact: Contact) -> dict[str, Any]:
-        seal = self.codec.seal
+    async def _cipher(self, customer_id: str):
+        # Contacts are sealed with their customer's data key: erasing the customer shreds them too.
+        return await self._customers.cipher_for(customer_id)
+
+    def _row_values(self, contact: Contact, cipher) -> dict[str, Any]:
+        seal = cipher.seal
         return {
             "id": contact.id,
             "customer_id": contact.customer_id,
@@ -217,8 +287,8 @@ class ContactRepository:
             "version": contact.version,
         }
 
-    def _to_contact(self, row: sa.Row) -> Contact:
-        open_ = self.codec.open
+    def _to_contact(self, row: sa.Row, cipher) -> Contact:
+        open_ = cipher.open
         return Contact(
             id=row.id,
             customer_id=row.customer_id,
@@ -239,7 +309,7 @@ class ContactRepository:
                 sa.select(contacts).where(contacts.c.id == contact_id, contacts.c.customer_id == customer_id)
             )
         ).first()
-        return None if row is None else self._to_contact(row)
+        return None if row is None else self._to_contact(row, await self._cipher(customer_id))
 
     async def list(self, customer_id: str, *, after: Sequence[Any] | None, limit: int) -> list[Contact]:
         sort = [SortKey(contacts.c.create_time), SortKey(contacts.c.id)]
@@ -247,7 +317,9 @@ class ContactRepository:
         if after is not None:
             query = query.where(keyset_after(sort, after))
         query = query.order_by(*keyset_order(sort)).limit(limit)
-        return [self._to_contact(row) for row in (await self.session.execute(query)).all()]
+        rows = (await self.session.execute(query)).all()
+        cipher = await self._cipher(customer_id) if rows else None
+        return [self._to_contact(row, cipher) for row in rows]
 
     async def clear_primary(self, customer_id: str, *, except_id: str) -> list[str]:
         """Unset is_primary on the customer's other contacts; returns the ids that changed."""
@@ -273,10 +345,11 @@ class ContactRepository:
         return list(rows)
 
     async def add(self, contact: Contact) -> None:
-        await self.session.execute(sa.insert(contacts).values(self._row_values(contact)))
+        cipher = await self._cipher(contact.customer_id)
+        await self.session.execute(sa.insert(contacts).values(self._row_values(contact, cipher)))
 
     async def save(self, contact: Contact, *, expected_version: int) -> None:
-        values = self._row_values(contact)
+        values = self._row_values(contact, await self._cipher(contact.customer_id))
         del values["id"], values["create_time"], values["customer_id"]
         result = await self.session.execute(
             sa.update(contacts)

@@ -39,12 +39,47 @@ customers = sa.Table(
     sa.Column("create_time", UtcDateTime(), nullable=False),
     sa.Column("update_time", UtcDateTime(), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    # Ownership and public pool (migration 0002).
+    sa.Column("status", sa.String(16), nullable=False, server_default="owned"),
+    sa.Column("locked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("pool_id", sa.String(36), nullable=False, server_default=""),
+    sa.Column("former_owner", sa.String(128), nullable=False, server_default=""),
+    sa.Column("assign_time", UtcDateTime(), nullable=True),
+    sa.Column("reclaim_time", UtcDateTime(), nullable=True),
+    sa.Column("last_follow_up_time", UtcDateTime(), nullable=True),
+    sa.Column("next_follow_up_time", UtcDateTime(), nullable=True),
+    sa.Column("last_deal_time", UtcDateTime(), nullable=True),
+    sa.Column("health_score", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("collaborators", sa.JSON, nullable=False, server_default="[]"),
+    sa.Column("merged_into", sa.String(36), nullable=False, server_default=""),
     # Keyset indexes: each list order, optionally narrowed to an owner or a team (data scope).
     sa.Index("ix_customers_create", "create_time", "id"),
     sa.Index("ix_customers_update", "update_time", "id"),
     sa.Index("ix_customers_display_name", "display_name", "id"),
     sa.Index("ix_customers_owner_create", "owner", "create_time", "id"),
     sa.Index("ix_customers_team_create", "team", "create_time", "id"),
+    sa.Index("ix_customers_status_pool", "status", "pool_id", "create_time", "id"),
+)
+
+# One data key per customer (envelope encryption), wrapped by the PII key ring. The customer's
+# and its contacts' personal fields are sealed with it; deleting the row crypto-shreds them.
+customer_keys = sa.Table(
+    "customer_keys",
+    metadata,
+    sa.Column("customer_id", sa.String(36), primary_key=True),
+    sa.Column("wrapped_key", sa.LargeBinary, nullable=False),
+    sa.Column("create_time", UtcDateTime(), nullable=False),
+)
+
+# Who shares a customer (the "own" scope includes them); mirrors customers.collaborators for queries.
+customer_collaborators = sa.Table(
+    "customer_collaborators",
+    metadata,
+    sa.Column(
+        "customer_id", sa.String(36), sa.ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Index("ix_customer_collaborators_user", "user_id", "customer_id"),
 )
 
 customer_identifiers = sa.Table(

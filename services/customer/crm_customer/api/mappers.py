@@ -10,6 +10,7 @@ from crm_customer.adapters.published import (
     KIND_TO_PB,
     STAGE_FROM_PB,
     STAGE_TO_PB,
+    STATUS_TO_PB,
     TIER_FROM_PB,
     TIER_TO_PB,
     timestamp,
@@ -64,6 +65,7 @@ def customer_input(message: pb.Customer) -> CustomerInput:
         custom_fields=json_format.MessageToDict(message.custom_fields)
         if message.HasField("custom_fields")
         else {},
+        collaborators=list(message.collaborators),
     )
 
 
@@ -127,7 +129,24 @@ def customer_to_pb(customer: Customer, masker: OutputMasker) -> pb.Customer:
         create_time=timestamp(customer.create_time),
         update_time=timestamp(customer.update_time),
         etag=etag_for(customer.id, customer.version),
+        status=STATUS_TO_PB[customer.status],
+        locked=customer.locked,
+        pool=f"pools/{customer.pool_id}" if customer.pool_id else "",
+        former_owner=customer.former_owner,
+        health_score=customer.health_score,
+        collaborators=customer.collaborators,
+        merged_into=f"customers/{customer.merged_into}" if customer.merged_into else "",
     )
+    for field_name in (
+        "assign_time",
+        "reclaim_time",
+        "last_follow_up_time",
+        "next_follow_up_time",
+        "last_deal_time",
+    ):
+        moment = getattr(customer, field_name)
+        if moment is not None:
+            getattr(message, field_name).CopyFrom(timestamp(moment))
     if customer.address and masker.visible("address"):
         a = customer.address
         message.address.CopyFrom(

@@ -27,6 +27,13 @@ class LifecycleStage(enum.StrEnum):
     CHURNED = "churned"
 
 
+class CustomerStatus(enum.StrEnum):
+    OWNED = "owned"
+    IN_POOL = "in_pool"
+    MERGED = "merged"  # a tombstone pointing at the survivor of a merge
+    ERASED = "erased"  # personal data crypto-shredded on request
+
+
 @dataclass(frozen=True)
 class ContactPoint:
     """A normalized phone (E.164) or email (lower-case) with an optional label."""
@@ -70,6 +77,20 @@ class Customer:
     tax_id: str = ""
     custom_fields: dict[str, Any] = field(default_factory=dict)
     version: int = 1
+    # Ownership and the public pool (公海).
+    status: CustomerStatus = CustomerStatus.OWNED
+    locked: bool = False
+    pool_id: str = ""
+    former_owner: str = ""
+    assign_time: datetime | None = None
+    reclaim_time: datetime | None = None
+    # Activity that drives reclaim deadlines and lifecycle rules.
+    last_follow_up_time: datetime | None = None
+    next_follow_up_time: datetime | None = None
+    last_deal_time: datetime | None = None
+    health_score: int = 0
+    collaborators: list[str] = field(default_factory=list)
+    merged_into: str = ""  # survivor's id, on a merge tombstone
 
     @property
     def name(self) -> str:

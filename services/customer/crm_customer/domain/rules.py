@@ -43,6 +43,27 @@ CUSTOMER_WRITABLE_FIELDS = frozenset(
         "website",
         "tax_id",
         "custom_fields",
+        "collaborators",
+    }
+)
+# Fields only the service sets (ownership moves, activity, merges): naming one in a mask is an error.
+CUSTOMER_OUTPUT_ONLY_FIELDS = frozenset(
+    {
+        "name",
+        "create_time",
+        "update_time",
+        "etag",
+        "status",
+        "locked",
+        "pool",
+        "former_owner",
+        "assign_time",
+        "reclaim_time",
+        "last_follow_up_time",
+        "next_follow_up_time",
+        "last_deal_time",
+        "health_score",
+        "merged_into",
     }
 )
 CONTACT_WRITABLE_FIELDS = frozenset(
@@ -75,6 +96,7 @@ class CustomerInput:
     website: str = ""
     tax_id: str = ""
     custom_fields: dict[str, Any] = field(default_factory=dict)
+    collaborators: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -169,6 +191,8 @@ def new_customer(
         website=data.website.strip(),
         tax_id=normalize_tax_id(data.tax_id),
         custom_fields=dict(data.custom_fields),
+        assign_time=now,
+        collaborators=_clean_tags(c for c in data.collaborators if c.strip() != owner),
     )
 
 
@@ -209,6 +233,8 @@ def update_customer(
         changes["tax_id"] = normalize_tax_id(data.tax_id)
     if "custom_fields" in fields:
         changes["custom_fields"] = dict(data.custom_fields)
+    if "collaborators" in fields:
+        changes["collaborators"] = _clean_tags(data.collaborators)
     if "owner" in fields:
         changes["owner"] = data.owner.strip() or grant.subject
     if "team" in fields:

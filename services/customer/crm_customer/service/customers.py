@@ -161,7 +161,9 @@ async def update_customer(
     mask_paths: Sequence[str],
     etag: str,
 ) -> Customer:
-    fields = resolve_update_mask(mask_paths, writable=rules.CUSTOMER_WRITABLE_FIELDS)
+    fields = resolve_update_mask(
+        mask_paths, writable=rules.CUSTOMER_WRITABLE_FIELDS, output_only=rules.CUSTOMER_OUTPUT_ONLY_FIELDS
+    )
     grant = deps.policy.grant(principal, RESOURCE, "update")
     repo = CustomerRepository(uow.session, deps.codec)
     current = await repo.get(customer_id, grant)

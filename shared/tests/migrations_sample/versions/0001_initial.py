@@ -17,7 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    create_platform_tables(op)
+    create_platform_tables(op, include_later=True)
     op.create_table(
         "widgets",
         sa.Column("id", sa.String(36), primary_key=True),
@@ -28,4 +28,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("widgets")
-    drop_platform_tables(op)
+    drop_platform_tables(op, include_later=True)
