@@ -86,8 +86,11 @@ async def _run_locked(db: Database, fn: Any, *args: Any) -> Any:
             await conn.rollback()
 
 
-async def apply_migrations(database_url: str, script_location: str | Path, revision: str = "head") -> None:
-    """Upgrade the database to `revision` (default head). Safe to call from several processes at once."""
+async def apply_migrations(database_url: str, script_location: str | Path, revision: str = "heads") -> None:
+    """Upgrade to `revision` (default: every head, so independent branches of revisions all apply).
+
+    Safe to call from several processes at once.
+    """
     cfg = alembic_config(database_url, script_location)
     db = await Database.connect(database_url, pool_size=1)
     try:
