@@ -27,7 +27,7 @@ $(STAMP): requirements/runtime.txt requirements/dev.txt requirements/constraints
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt -c requirements/constraints.txt
 	@touch $@
 
-$(VENV)/lib/.roots: $(STAMP) Makefile
+$(VENV)/lib/.roots: $(STAMP) Makefile $(wildcard services/*)
 	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	  : > $$site/crm-project.pth; \
 	  for root in $(SOURCE_ROOTS); do echo "$(CURDIR)/$$root" >> $$site/crm-project.pth; done

@@ -35,6 +35,12 @@ class ServiceSettings(BaseSettings):
     jwt_jwks_file: Path | None = None
     # Secret that signs page tokens so clients cannot forge or read keyset positions.
     page_token_secret: SecretStr = Field(default=SecretStr(""))
+    # Personal data (services that hold any): AES-GCM key ring "kid:base64key[,kid:base64key…]"
+    # (first = active) wrapping per-subject data keys, and the HMAC key of blind indexes.
+    pii_keys: SecretStr = Field(default=SecretStr(""))
+    blind_index_key: SecretStr = Field(default=SecretStr(""))
+    # Region assumed for phone numbers written without a country code.
+    default_phone_region: str = "CN"
     # Seconds in-flight RPCs get to finish after SIGTERM before being cancelled.
     shutdown_grace_seconds: float = 15.0
     # Path of the access policy YAML; default is the one shipped in crm_shared.

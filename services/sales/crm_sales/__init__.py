@@ -1,0 +1,1 @@
+"""Sales service: leads, conversion, pipelines, opportunities, products, quotes, orders, tasks, campaigns."""

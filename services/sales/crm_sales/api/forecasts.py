@@ -1,0 +1,13 @@
+"""crm.sales.v1.ForecastService over gRPC (thin: parse, call a use case, map the result)."""
+
+from __future__ import annotations
+
+from crm.sales.v1 import forecast_service_pb2_grpc as rpc_grpc
+from crm_sales.app import SalesApp
+
+SERVICE = "crm.sales.v1.ForecastService"
+
+
+class ForecastServicer(rpc_grpc.ForecastServiceServicer):
+    def __init__(self, app: SalesApp) -> None:
+        self._app = app

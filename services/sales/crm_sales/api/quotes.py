@@ -1,0 +1,13 @@
+"""crm.sales.v1.QuoteService over gRPC (thin: parse, call a use case, map the result)."""
+
+from __future__ import annotations
+
+from crm.sales.v1 import quote_service_pb2_grpc as rpc_grpc
+from crm_sales.app import SalesApp
+
+SERVICE = "crm.sales.v1.QuoteService"
+
+
+class QuoteServicer(rpc_grpc.QuoteServiceServicer):
+    def __init__(self, app: SalesApp) -> None:
+        self._app = app

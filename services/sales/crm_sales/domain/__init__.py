@@ -1,0 +1,1 @@
+"""Sales domain: entities and rules, free of gRPC, SQL and NATS."""

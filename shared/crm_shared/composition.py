@@ -1,0 +1,76 @@
+"""The parts every service's composition root builds the same way, built once here.
+
+A service's bootstrap calls `build_core` for its database, unit-of-work factory,
+outbox relay and page-token codec, and `personal_data_codec` if it stores personal
+data; then adds its own servicers, consumers and timers. Keeping this in one place
+means a fix to start-up order (migrate → connect → stream → relay) reaches every service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crm_shared.aip.paging import PageTokenCodec
+from crm_shared.db.engine import Database
+from crm_shared.db.migrations import apply_migrations
+from crm_shared.db.tables import PlatformTables
+from crm_shared.db.uow import UnitOfWorkFactory
+from crm_shared.events.relay import OutboxRelay
+from crm_shared.events.streams import ensure_stream, stream_for_service
+from crm_shared.pii.codec import PersonalDataCodec
+from crm_shared.pii.crypto import BlindIndex, KeyRing
+from crm_shared.runtime import Infrastructure, StartupError, Worker
+from crm_shared.settings import ServiceSettings
+
+
+def required_secret(settings: ServiceSettings, name: str) -> str:
+    value = getattr(settings, name).get_secret_value()
+    if not value:
+        prefix = settings.model_config.get("env_prefix", "CRM_")
+        raise StartupError(
+            f"{settings.service_name}: {prefix}{name.upper()} is not set (make run generates dev secrets)"
+        )
+    return value
+
+
+def personal_data_codec(settings: ServiceSettings) -> PersonalDataCodec:
+    try:
+        return PersonalDataCodec(
+            KeyRing.from_spec(required_secret(settings, "pii_keys")),
+            BlindIndex(required_secret(settings, "blind_index_key")),
+        )
+    except ValueError as error:
+        raise StartupError(f"{settings.service_name}: bad PII key material: {error}") from error
+
+
+@dataclass
+class ServiceCore:
+    db: Database
+    uow_factory: UnitOfWorkFactory
+    page_tokens: PageTokenCodec
+    relay: OutboxRelay | None
+    # Start order; the runtime stops them in reverse. Services append consumers and schedulers.
+    workers: list[Worker] = field(default_factory=list)
+
+
+async def build_core(
+    settings: ServiceSettings, infra: Infrastructure, *, tables: PlatformTables, migrations: Path
+) -> ServiceCore:
+    """Migrate (if configured), connect, make sure the service's stream exists, start the relay."""
+    service = settings.service_name
+    try:
+        page_tokens = PageTokenCodec(required_secret(settings, "page_token_secret"))
+    except ValueError as error:
+        raise StartupError(f"{service}: bad page token secret: {error}") from error
+    if settings.migrate_on_start:
+        await apply_migrations(settings.database_url, migrations)
+    db = await Database.connect(settings.database_url, pool_size=settings.database_pool_size)
+    relay = None
+    if infra.js is not None:
+        await ensure_stream(infra.js, stream_for_service(service))
+        relay = OutboxRelay(db, tables, infra.js, clock=infra.clock, service=service)
+    uow_factory = UnitOfWorkFactory(
+        db, tables, service=service, clock=infra.clock, on_commit=relay.notify if relay else None
+    )
+    return ServiceCore(db, uow_factory, page_tokens, relay, [relay] if relay else [])
