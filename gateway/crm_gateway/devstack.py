@@ -149,7 +149,11 @@ class Child:
         """SIGTERM, wait up to the grace period, then SIGKILL the whole group."""
         if self.process is None:
             return
-        self.terminate()
+        if not self.stopping:
+            # One SIGTERM only: Stack.stop() terminates a whole group first, then waits here. A
+            # second one can land after the service's event loop closed (its handler gone) and
+            # kill it with -15 in the middle of its last cleanup.
+            self.terminate()
         if self.process.poll() is None:
             try:
                 self.process.wait(self.grace)

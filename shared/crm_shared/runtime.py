@@ -102,7 +102,11 @@ async def open_nats_connection(settings: ServiceSettings) -> nats.aio.client.Cli
     import nats
 
     async def log_disconnect() -> None:
-        logger.warning("NATS disconnected; reconnecting")
+        # Draining or closing on purpose also disconnects; only an unplanned loss is a warning.
+        if client.is_draining or client.is_closed:
+            logger.info("NATS connection closed")
+        else:
+            logger.warning("NATS disconnected; reconnecting")
 
     async def log_reconnect() -> None:
         logger.info("NATS reconnected")
@@ -110,7 +114,7 @@ async def open_nats_connection(settings: ServiceSettings) -> nats.aio.client.Cli
     async def log_error(error: Exception) -> None:
         logger.warning("NATS error: %s", error)
 
-    return await nats.connect(
+    client = await nats.connect(
         settings.nats_url,
         name=settings.service_name,
         max_reconnect_attempts=-1,  # a service outlives NATS restarts
@@ -118,6 +122,7 @@ async def open_nats_connection(settings: ServiceSettings) -> nats.aio.client.Cli
         reconnected_cb=log_reconnect,
         error_cb=log_error,
     )
+    return client
 
 
 class RunningService:
@@ -284,6 +289,10 @@ def run_service(settings: ServiceSettings, build: BuildFn) -> None:
     metrics_server = start_metrics_server(settings.metrics_port)
     try:
         asyncio.run(_serve_until_signalled(settings, build))
+        # The loop's signal handlers are gone with it: a late second SIGTERM must not kill the
+        # process (-15) while it flushes telemetry and exits.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     except StartupError as error:
         logger.error("%s", error)
         raise SystemExit(2) from None
