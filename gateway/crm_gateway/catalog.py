@@ -27,6 +27,16 @@ def parse_duration(text: str | int | float) -> float:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """A gateway token bucket for one RPC (and its REST mapping): `requests` per `per` seconds,
+    bursts up to `requests`; beyond it Envoy answers 429 / RESOURCE_EXHAUSTED itself."""
+
+    method: str  # "package.Service/Method"
+    requests: int
+    per: float
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     module: str
@@ -36,6 +46,7 @@ class ServiceSpec:
     timeout: float
     streaming_timeout: float
     k8s_port: int
+    rate_limits: tuple[RateLimit, ...] = ()
 
     @property
     def env_prefix(self) -> str:
@@ -62,6 +73,15 @@ class Catalog:
             if spec.name == name:
                 return spec
         raise KeyError(name)
+
+
+def _rate_limit(service: str, item: Mapping) -> RateLimit:
+    limit = RateLimit(str(item["method"]).lstrip("/"), int(item["requests"]), parse_duration(item["per"]))
+    if "/" not in limit.method or limit.requests < 1 or limit.per <= 0:
+        raise ValueError(
+            f"service {service}: bad rate limit {dict(item)!r} (method Service/Method, requests >= 1)"
+        )
+    return limit
 
 
 def load_catalog(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Catalog:
@@ -92,6 +112,7 @@ def load_catalog(path: str | os.PathLike[str] | None = None, env: Mapping[str, s
                 entry.get("streaming_timeout", defaults.get("streaming_timeout", "300s"))
             ),
             k8s_port=int(entry.get("k8s_port", defaults.get("k8s_port", 50051))),
+            rate_limits=tuple(_rate_limit(name, item) for item in entry.get("rate_limits") or ()),
         )
         if not spec.grpc_services:
             raise ValueError(f"service {name} lists no grpc_services")

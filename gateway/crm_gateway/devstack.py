@@ -245,6 +245,10 @@ class Stack:
             "LOG_JSON": "true",
             "SHUTDOWN_GRACE_SECONDS": str(SERVICE_GRACE_SECONDS),
         }
+        # Where every other service listens (e.g. CRM_SALES_CUSTOMER_TARGET for ConvertLead).
+        for other in self.catalog.services:
+            if other.name != spec.name:
+                values[f"{other.name.upper()}_TARGET"] = f"127.0.0.1:{other.dev_port}"
         env = dict(os.environ)
         env.update({prefix + key: value for key, value in values.items()})
         env["CRM_DEVSTACK_SERVICE_NAME"] = spec.name

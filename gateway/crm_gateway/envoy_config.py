@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from google.protobuf import descriptor_pb2
 
-from crm_gateway.catalog import Catalog, ServiceSpec, load_catalog
+from crm_gateway.catalog import Catalog, RateLimit, ServiceSpec, load_catalog
 
 JWT_PROVIDER = "crm"
 # Set by the first filter to the method the client used: the transcoder turns every REST call
@@ -236,8 +236,57 @@ def _transcoder_filter(catalog: Catalog, descriptor_path: str) -> dict[str, Any]
     }
 
 
+LOCAL_RATE_LIMIT = "envoy.filters.http.local_ratelimit"
+_LOCAL_RATE_LIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+
+
+def _local_rate_limit_filter() -> dict[str, Any]:
+    """In the chain after the transcoder (so REST calls are limited by the RPC they become); it
+    does nothing on routes without a per-route token bucket."""
+    return {
+        "name": LOCAL_RATE_LIMIT,
+        "typed_config": {"@type": _LOCAL_RATE_LIMIT_TYPE, "stat_prefix": "crm_local_rate_limit"},
+    }
+
+
+def _rate_limited_route(spec: ServiceSpec, limit: RateLimit) -> dict[str, Any]:
+    always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}
+    return {
+        "name": f"{limit.method} (rate limited)",
+        "match": {"path": f"/{limit.method}"},
+        "route": {
+            "cluster": spec.cluster,
+            "timeout": _duration(spec.timeout),
+            "max_stream_duration": {"grpc_timeout_header_max": _duration(spec.timeout)},
+        },
+        "typed_per_filter_config": {
+            LOCAL_RATE_LIMIT: {
+                "@type": _LOCAL_RATE_LIMIT_TYPE,
+                "stat_prefix": "rate_limit_" + limit.method.replace(".", "_").replace("/", "_"),
+                "token_bucket": {
+                    "max_tokens": limit.requests,
+                    "tokens_per_fill": limit.requests,
+                    "fill_interval": _duration(limit.per),
+                },
+                "filter_enabled": {"runtime_key": "crm_rate_limit_enabled", **always},
+                "filter_enforced": {"runtime_key": "crm_rate_limit_enforced", **always},
+                # gRPC callers get RESOURCE_EXHAUSTED (the canonical code for rate limits) instead
+                # of the UNAVAILABLE that HTTP 429 maps to; REST callers get 429.
+                "rate_limited_as_resource_exhausted": True,
+                "response_headers_to_add": [
+                    {
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        "header": {"key": "x-crm-rate-limited", "value": "true"},
+                    }
+                ],
+            }
+        },
+    }
+
+
 def _service_routes(spec: ServiceSpec, streaming: dict[str, list[str]]) -> list[dict[str, Any]]:
-    routes: list[dict[str, Any]] = []
+    # Exact paths first: rate-limited methods, then streaming ones, then each service's prefix.
+    routes: list[dict[str, Any]] = [_rate_limited_route(spec, limit) for limit in spec.rate_limits]
     for service in spec.grpc_services:
         for method in streaming.get(service, []):
             routes.append(
@@ -343,6 +392,7 @@ def render(
             _client_method_filter(),
             _jwt_filter(catalog, jwks_path),
             _transcoder_filter(catalog, descriptor_path),
+            *([_local_rate_limit_filter()] if any(spec.rate_limits for spec in catalog.services) else []),
             {
                 "name": "envoy.filters.http.router",
                 "typed_config": {

@@ -53,13 +53,43 @@ def test_field_rules_mask_pii_for_support_and_hide_tax_id():
 
 
 def test_every_rpc_in_the_protos_is_named_by_the_policy():
-    """A new RPC is denied until the policy maps it to a resource and action."""
-    from crm.customer.v1 import customer_service_pb2
+    """A new RPC is denied until the policy maps it to a resource and action — for every service."""
+    import importlib
+    import pkgutil
 
-    for service in customer_service_pb2.DESCRIPTOR.services_by_name.values():
-        for method in service.methods:
-            permission = POLICY.method_permission(f"/{service.full_name}/{method.name}")
-            assert permission is not None, f"{service.full_name}/{method.name} is missing from policy.yaml"
+    import crm
+
+    missing, checked = [], 0
+    for module_info in pkgutil.walk_packages(crm.__path__, prefix="crm."):
+        if not module_info.name.endswith("_service_pb2"):
+            continue
+        module = importlib.import_module(module_info.name)
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                checked += 1
+                if POLICY.method_permission(f"/{service.full_name}/{method.name}") is None:
+                    missing.append(f"{service.full_name}/{method.name}")
+    assert checked > 100
+    assert missing == [], f"RPCs missing from policy.yaml: {missing}"
+
+
+def test_every_policy_method_exists_in_the_protos():
+    """The reverse: no stale policy entry for an RPC that was renamed or removed."""
+    from google.protobuf import descriptor_pool
+
+    pool = descriptor_pool.Default()
+    import importlib
+    import pkgutil
+
+    import crm
+
+    for module_info in pkgutil.walk_packages(crm.__path__, prefix="crm."):
+        if module_info.name.endswith("_service_pb2"):
+            importlib.import_module(module_info.name)
+    for method_path in POLICY.methods:
+        service_name, _, method = method_path.partition("/")
+        service = pool.FindServiceByName(service_name)
+        assert service.FindMethodByName(method) is not None, method_path
 
 
 def test_policy_rejects_unknown_roles():

@@ -72,6 +72,7 @@ def test_subject_data_keys_seal_open_shred_and_rotate():
     # Erased (no key): fields read as absent, and nothing new can be sealed.
     shredded = codec.cipher(None, "cust-1")
     assert shredded.open(sealed, table="t", column="c", row_id="r", default=[]) == []
+    assert shredded.seal([], table="t", column="c", row_id="r") is None  # non-personal saves still work
     with pytest.raises(DecryptionError):
         shredded.seal("x", table="t", column="c", row_id="r")
     # Rotation re-wraps the data key only; old data still opens under the new ring.

@@ -31,6 +31,7 @@ from crm_customer.app import CustomerApp
 from crm_customer.config import CustomerSettings
 from crm_customer.consumers import event_consumers
 from crm_customer.service.customers import CustomerDeps
+from crm_customer.timers import timer_handlers
 from crm_shared.aip.paging import PageTokenCodec
 from crm_shared.db.engine import Database
 from crm_shared.db.migrations import apply_migrations
@@ -40,6 +41,7 @@ from crm_shared.events.streams import ensure_stream, stream_for_service
 from crm_shared.pii.codec import PersonalDataCodec
 from crm_shared.pii.crypto import BlindIndex, KeyRing
 from crm_shared.runtime import Infrastructure, ServiceParts, StartupError
+from crm_shared.timers import TimerScheduler
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -86,6 +88,20 @@ async def build(settings: CustomerSettings, infra: Infrastructure) -> ServicePar
         clock=infra.clock,
         js=infra.js,
     )
+    # Durable timers (pool reclaim and warnings, follow-up reminders, lifecycle): fired in
+    # transactions that write outbox events; woken after every commit that emitted events.
+    scheduler = TimerScheduler(
+        db, tables.platform, app.uow_factory, clock=infra.clock, handlers=timer_handlers(app)
+    )
+    workers.append(scheduler)
+    relay_notify = on_commit
+
+    def after_commit() -> None:
+        if relay_notify is not None:
+            relay_notify()
+        scheduler.notify()
+
+    app.uow_factory.on_commit = after_commit
     if infra.js is not None:
         workers.extend(event_consumers(app))
     servicers = [

@@ -1,10 +1,96 @@
-"""Other services' events the customer service applies (durable JetStream consumers)."""
+"""Other services' events the customer service applies (durable JetStream consumers).
+
+Deals: opportunity created / won (stream CRM_SALES) and contract signed (CRM_CONTRACT) move a
+customer's activity, last deal time, lifecycle stage and pool deadlines (service.deals). Sales
+payloads are crm.sales.v1's own event types; the contract payload is mirrored in
+crm/customer/v1/external_events.proto until the contract service publishes its protos.
+Both streams are ensured here, so the durable consumers exist before their producers do.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from crm.customer.v1 import external_events_pb2 as external_pb
+from crm.sales.v1 import events_pb2 as sales_pb
 from crm_customer.app import CustomerApp
+from crm_customer.service import deals
+from crm_shared.events.consumer import EventConsumer
+from crm_shared.events.envelope import EventEnvelope, occurred_at
+from crm_shared.events.streams import ensure_stream, stream_for_service
+
+SUBJECT_OPPORTUNITY_CREATED = "crm.sales.opportunity.created"
+SUBJECT_OPPORTUNITY_WON = "crm.sales.opportunity.won"
+SUBJECT_CONTRACT_SIGNED = "crm.contract.contract.signed"
+SALES_CONSUMER = "customer-deals-sales"
+CONTRACT_CONSUMER = "customer-deals-contract"
+
+
+def _when(uow, envelope: EventEnvelope, stamp) -> datetime:
+    """The event's own time if it carries one, else when it occurred; never in the future."""
+    moment = stamp.ToDatetime(tzinfo=occurred_at(envelope).tzinfo) if stamp.seconds or stamp.nanos else None
+    return min(moment or occurred_at(envelope), uow.now)
+
+
+class DealConsumers:
+    """Worker: ensures the producers' streams, then runs one durable consumer per stream."""
+
+    def __init__(self, app: CustomerApp, *, on_commit=None) -> None:
+        self.app = app
+        self.name = "customer-deal-consumers"
+        js = app.js
+        common = dict(
+            service="customer",
+            clock=app.clock,
+            uow_factory=app.uow_factory,
+        )
+        self.sales = EventConsumer(
+            app.db,
+            app.uow_factory.tables,
+            js,
+            name=SALES_CONSUMER,
+            stream=stream_for_service("sales").name,
+            filter_subjects=[SUBJECT_OPPORTUNITY_CREATED, SUBJECT_OPPORTUNITY_WON],
+            **common,
+        )
+        self.contract = EventConsumer(
+            app.db,
+            app.uow_factory.tables,
+            js,
+            name=CONTRACT_CONSUMER,
+            stream=stream_for_service("contract").name,
+            filter_subjects=[SUBJECT_CONTRACT_SIGNED],
+            **common,
+        )
+        deps = app.deps
+
+        async def created(uow, envelope: EventEnvelope, payload: sales_pb.OpportunityCreated) -> None:
+            opportunity = payload.opportunity
+            at = _when(uow, envelope, opportunity.create_time)
+            await deals.opportunity_created(uow, deps, opportunity.customer, at)
+
+        async def won(uow, envelope: EventEnvelope, payload: sales_pb.OpportunityWon) -> None:
+            at = _when(uow, envelope, payload.won_time)
+            await deals.deal_won(uow, deps, payload.opportunity.customer, at)
+
+        async def signed(uow, envelope: EventEnvelope, payload: external_pb.DealContractSigned) -> None:
+            await deals.deal_won(uow, deps, payload.customer, _when(uow, envelope, payload.sign_time))
+
+        self.sales.on(sales_pb.OpportunityCreated, created)
+        self.sales.on(sales_pb.OpportunityWon, won)
+        self.contract.on(external_pb.DealContractSigned, signed)
+
+    async def start(self) -> None:
+        for service in ("sales", "contract"):
+            await ensure_stream(self.app.js, stream_for_service(service))
+        await self.sales.start()
+        await self.contract.start()
+
+    async def stop(self) -> None:
+        await self.contract.stop()
+        await self.sales.stop()
 
 
 def event_consumers(app: CustomerApp) -> list:
-    """EventConsumer workers; filled in as consumed events land (deals from sales and contract…)."""
-    return []
+    """EventConsumer workers (deals from sales and contract)."""
+    return [DealConsumers(app)]

@@ -6,29 +6,11 @@ from __future__ import annotations
 import grpc
 import pytest
 import pytest_asyncio
+from customer_testkit import customer_settings
 
 from crm.customer.v1 import customer_service_pb2_grpc as rpc_grpc
 from crm_customer.bootstrap import build
-from crm_customer.config import CustomerSettings
-from crm_shared.pii.crypto import generate_key
 from crm_shared.runtime import start_service
-
-
-def customer_settings(database_url: str, nats_url: str, jwt_keys, **overrides) -> CustomerSettings:
-    values = dict(
-        grpc_port=0,
-        database_url=database_url,
-        nats_url=nats_url,
-        jwt_jwks_file=jwt_keys.jwks_path,
-        jwt_issuer=jwt_keys.issuer,
-        jwt_audience=jwt_keys.audience,
-        pii_keys=f"k1:{generate_key()}",
-        blind_index_key=generate_key(),
-        page_token_secret="test-page-secret",
-        shutdown_grace_seconds=2,
-    )
-    values.update(overrides)
-    return CustomerSettings(**values)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -28,8 +28,10 @@ from crm_sales.api.tasks import TaskServicer
 from crm_sales.app import SalesApp
 from crm_sales.config import SalesSettings
 from crm_sales.consumers import event_consumers
+from crm_sales.timers import timer_handlers
 from crm_shared.composition import build_core, personal_data_codec
 from crm_shared.runtime import Infrastructure, ServiceParts
+from crm_shared.timers import TimerScheduler
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -48,10 +50,25 @@ async def build(settings: SalesSettings, infra: Infrastructure) -> ServiceParts:
         js=infra.js,
     )
     workers = list(core.workers)
+    # Durable timers (quote expiry, task reminders): fired in transactions that write outbox
+    # events; woken after every commit so a newly scheduled early deadline is not missed.
+    scheduler = TimerScheduler(
+        core.db, tables.platform, core.uow_factory, clock=infra.clock, handlers=timer_handlers(app)
+    )
+    workers.append(scheduler)
+    relay_notify = core.uow_factory.on_commit
+
+    def after_commit() -> None:
+        if relay_notify is not None:
+            relay_notify()
+        scheduler.notify()
+
+    core.uow_factory.on_commit = after_commit
     if infra.js is not None:
         workers.extend(event_consumers(app))
+    leads = LeadServicer(app)
     servicers = [
-        (lead_service_pb2_grpc.add_LeadServiceServicer_to_server, LeadServicer(app)),
+        (lead_service_pb2_grpc.add_LeadServiceServicer_to_server, leads),
         (opportunity_service_pb2_grpc.add_OpportunityServiceServicer_to_server, OpportunityServicer(app)),
         (product_service_pb2_grpc.add_ProductServiceServicer_to_server, ProductServicer(app)),
         (quote_service_pb2_grpc.add_QuoteServiceServicer_to_server, QuoteServicer(app)),
@@ -65,5 +82,5 @@ async def build(settings: SalesSettings, infra: Infrastructure) -> ServiceParts:
             f"crm.sales.v1.{type(s).__name__.removesuffix('Servicer')}Service" for _, s in servicers
         ],
         workers=workers,
-        closers=[core.db.dispose],
+        closers=[leads.close, core.db.dispose],
     )

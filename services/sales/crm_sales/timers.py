@@ -7,4 +7,9 @@ from crm_sales.app import SalesApp
 
 def timer_handlers(app: SalesApp) -> dict:
     """kind -> async handler(uow, timer)."""
-    return {}
+    from crm_sales.service.quotes import EXPIRY_TIMER, expire_quote
+
+    async def expire_sent_quote(uow, timer) -> None:
+        await expire_quote(uow, timer.key)
+
+    return {EXPIRY_TIMER: expire_sent_quote}

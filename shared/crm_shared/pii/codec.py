@@ -59,6 +59,10 @@ class ShreddedCipher:
     """Stands in for a subject whose data key was destroyed: every personal field reads as absent."""
 
     def seal(self, value: Any, *, table: str, column: str, row_id: str) -> bytes | None:
+        # Saving an erased subject's non-personal changes (a pool move, a stage) is fine;
+        # storing new personal data for it is not.
+        if value in (None, "", [], {}):
+            return None
         raise DecryptionError("this subject's personal data was erased; nothing new can be stored")
 
     def open(self, blob: bytes | None, *, table: str, column: str, row_id: str, default: Any = None) -> Any:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator, Mapping, Sequence
+
 import sqlalchemy as sa
 
 from crm_customer.adapters.published import (
@@ -12,6 +15,7 @@ from crm_customer.adapters.published import (
 )
 from crm_customer.adapters.repository import CustomerRepository
 from crm_customer.adapters.tables import customer_identifiers, customer_tags, customers
+from crm_customer.domain.custom_fields import CustomFieldDefinition, FieldType, normalize_value
 from crm_shared.aip.filtering import FilterField, FilterSchema, invalid_filter
 from crm_shared.aip.paging import SortKey
 from crm_shared.pii.normalize import NormalizationError, normalize_email, normalize_phone
@@ -43,7 +47,11 @@ def _identifier(kind: str, repo: CustomerRepository):
     return to_sql
 
 
-def customer_filter_schema(repo: CustomerRepository, phone_region: str) -> FilterSchema:
+def customer_filter_schema(
+    repo: CustomerRepository,
+    phone_region: str,
+    custom_fields: Sequence[CustomFieldDefinition] = (),
+) -> FilterSchema:
     def email(value: str, quoted: bool) -> str:
         try:
             return normalize_email(value)
@@ -57,7 +65,7 @@ def customer_filter_schema(repo: CustomerRepository, phone_region: str) -> Filte
             raise invalid_filter(f"phone: {exc}") from None
 
     c = customers.c
-    return FilterSchema(
+    schema = FilterSchema(
         {
             "display_name": FilterField.string(c.display_name, operators="= != < <= > >="),
             "industry": FilterField.string(c.industry),
@@ -79,3 +87,71 @@ def customer_filter_schema(repo: CustomerRepository, phone_region: str) -> Filte
             "phone": FilterField.custom("= !=", _identifier("phone", repo), phone),
         }
     )
+    return FilterSchema(WithCustomFields(custom_fields, schema.fields)) if custom_fields else schema
+
+
+# --- custom fields: `custom_fields.<key> <op> <value>`, resolved against the definitions ---------
+
+CUSTOM_FIELD_PREFIX = "custom_fields."
+
+
+def _custom_field_filter(definition: CustomFieldDefinition) -> FilterField:
+    value = customers.c.custom_fields[definition.key]  # JSON path; compiles on SQLite and PostgreSQL
+    name = CUSTOM_FIELD_PREFIX + definition.key
+
+    def checked(text: str, quoted: bool):
+        try:
+            return normalize_value(definition, text)
+        except ValueError as exc:
+            raise invalid_filter(f"{name}: {exc}") from None
+
+    if definition.type is FieldType.NUMBER:
+        return FilterField.number(value.as_float())
+    if definition.type is FieldType.BOOL:
+        return FilterField.boolean(value.as_boolean())
+    if definition.type is FieldType.DATE:
+        return FilterField.custom(
+            "= != < <= > >=", lambda op, v: FilterField.string(value.as_string()).to_sql(op, v), checked
+        )
+    if definition.type is FieldType.MULTI_ENUM:
+        # `custom_fields.colours:"red"`: the stored JSON array holds the JSON string "red". Both
+        # databases render the array as text with the same escaping SQLAlchemy wrote it with.
+        def has(op: str, member: str) -> sa.ColumnElement[bool]:
+            needle = json.dumps(member).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return sa.cast(value, sa.Text).like(f"%{needle}%", escape="\\")
+
+        return FilterField.custom(":", has, lambda text, quoted: checked([text], quoted)[0])
+    if definition.type is FieldType.ENUM:
+        return FilterField.custom(
+            "= !=", lambda op, v: FilterField.string(value.as_string()).to_sql(op, v), checked
+        )
+    return FilterField.string(value.as_string())
+
+
+class WithCustomFields(Mapping[str, FilterField]):
+    """The fixed filter fields plus `custom_fields.<key>` for every filterable definition."""
+
+    def __init__(self, definitions: Sequence[CustomFieldDefinition], fields: Mapping[str, FilterField]):
+        self._fields = dict(fields)
+        self._definitions = {d.key: d for d in definitions}
+
+    def __getitem__(self, name: str) -> FilterField:
+        if name in self._fields:
+            return self._fields[name]
+        if not name.startswith(CUSTOM_FIELD_PREFIX):
+            raise KeyError(name)
+        key = name.removeprefix(CUSTOM_FIELD_PREFIX)
+        definition = self._definitions.get(key)
+        if definition is None or not definition.filterable:
+            filterable = sorted(CUSTOM_FIELD_PREFIX + k for k, d in self._definitions.items() if d.filterable)
+            raise invalid_filter(
+                f"{name!r} is not a filterable custom field; filterable: {', '.join(filterable) or 'none'}"
+            )
+        return _custom_field_filter(definition)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._fields
+        yield from (CUSTOM_FIELD_PREFIX + k for k, d in self._definitions.items() if d.filterable)
+
+    def __len__(self) -> int:
+        return len(self._fields) + sum(1 for d in self._definitions.values() if d.filterable)

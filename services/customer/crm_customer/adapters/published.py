@@ -52,11 +52,15 @@ def timestamp(moment) -> Timestamp:
 
 
 def customer_snapshot(customer: Customer) -> events_pb.CustomerSnapshot:
-    """Everything reporting may know about a customer, minus personal data."""
+    """Everything reporting may know about a customer, minus personal data.
+
+    A person's name is personal data: it stays out of events (which live on in the stream
+    after an erasure); a company's name does not.
+    """
     return events_pb.CustomerSnapshot(
         name=customer.name,
         kind=KIND_TO_PB[customer.kind],
-        display_name=customer.display_name,
+        display_name=customer.display_name if customer.kind is CustomerKind.COMPANY else "",
         industry=customer.industry,
         source=customer.source,
         tier=TIER_TO_PB.get(customer.tier, pb.CUSTOMER_TIER_UNSPECIFIED),
@@ -70,10 +74,10 @@ def customer_snapshot(customer: Customer) -> events_pb.CustomerSnapshot:
 
 
 def contact_snapshot(contact: Contact) -> events_pb.ContactSnapshot:
+    """Contacts are people: their names stay out of events (job titles are not personal)."""
     return events_pb.ContactSnapshot(
         name=contact.name,
         customer=f"customers/{contact.customer_id}",
-        display_name=contact.display_name,
         title=contact.title,
         is_primary=contact.is_primary,
     )

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_customer.adapters.behavior_repository import index_contact
 from crm_customer.adapters.tables import (
     contacts,
     customer_collaborators,
@@ -173,7 +174,8 @@ class CustomerRepository:
         after: Sequence[Any] | None,
         limit: int,
     ) -> list[Customer]:
-        query = self._select().where(self.visible(grant))
+        # Merge tombstones are reachable by Get (they say where the customer went), never listed.
+        query = self._select().where(self.visible(grant), customers.c.status != CustomerStatus.MERGED.value)
         if where is not None:
             query = query.where(where)
         if after is not None:
@@ -230,6 +232,9 @@ class CustomerRepository:
             sa.delete(customer_identifiers).where(customer_identifiers.c.customer_id == customer.id)
         )
         await self.session.execute(sa.delete(customer_tags).where(customer_tags.c.customer_id == customer.id))
+        await self.session.execute(
+            sa.delete(customer_collaborators).where(customer_collaborators.c.customer_id == customer.id)
+        )
         await self._write_children(customer)
 
     async def _write_children(self, customer: Customer) -> None:
@@ -347,6 +352,7 @@ class ContactRepository:
     async def add(self, contact: Contact) -> None:
         cipher = await self._cipher(contact.customer_id)
         await self.session.execute(sa.insert(contacts).values(self._row_values(contact, cipher)))
+        await index_contact(self.session, self.codec, contact)  # behaviour events match contacts by it
 
     async def save(self, contact: Contact, *, expected_version: int) -> None:
         values = self._row_values(contact, await self._cipher(contact.customer_id))
@@ -361,6 +367,7 @@ class ContactRepository:
                 f"{contact.name} was changed concurrently; read it again and retry",
                 reason="CONCURRENT_UPDATE",
             )
+        await index_contact(self.session, self.codec, contact)
 
     async def remove(self, contact_id: str) -> None:
         await self.session.execute(sa.delete(contacts).where(contacts.c.id == contact_id))

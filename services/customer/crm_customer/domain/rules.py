@@ -66,6 +66,10 @@ CUSTOMER_OUTPUT_ONLY_FIELDS = frozenset(
         "merged_into",
     }
 )
+# UpdateCustomer may not move ownership: owner and team change only through PoolService
+# (Claim / Assign / Release / Transfer), which records and publishes every move. Import and
+# merge still set them through update_customer / CUSTOMER_WRITABLE_FIELDS.
+OWNERSHIP_FIELDS = frozenset({"owner", "team"})
 CONTACT_WRITABLE_FIELDS = frozenset(
     {"display_name", "title", "phone_numbers", "email_addresses", "is_primary", "notes"}
 )

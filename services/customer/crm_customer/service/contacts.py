@@ -15,13 +15,13 @@ from crm.customer.v1 import events_pb2 as events_pb
 from crm_customer.adapters import published
 from crm_customer.adapters.repository import ContactRepository, CustomerRepository
 from crm_customer.domain import rules
-from crm_customer.domain.model import Contact, Customer
+from crm_customer.domain.model import Contact, Customer, CustomerStatus
 from crm_customer.domain.rules import ContactInput
 from crm_customer.service.customers import CustomerDeps, not_found
 from crm_shared.aip.etag import check_etag
 from crm_shared.aip.fieldmask import resolve_update_mask
 from crm_shared.aip.paging import clamp_page_size, query_fingerprint
-from crm_shared.errors import NotFound
+from crm_shared.errors import FailedPrecondition, NotFound
 from crm_shared.ids import new_id
 from crm_shared.principal import Principal
 
@@ -46,6 +46,11 @@ async def _visible_customer(
     customer = await CustomerRepository(session, deps.codec).get(customer_id, grant)
     if customer is None:
         raise not_found(f"customers/{customer_id}")
+    if action in ("create", "update") and customer.status is CustomerStatus.ERASED:
+        raise FailedPrecondition(
+            f"customers/{customer_id} was erased on request; its contacts cannot hold personal data again",
+            reason="CUSTOMER_ERASED",
+        )
     return customer
 
 

@@ -7,6 +7,7 @@ policy and goes into every query, so a customer outside it is simply not found.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,13 +19,14 @@ from crm_customer.adapters import published
 from crm_customer.adapters.filters import DEFAULT_ORDER, ORDERABLE, customer_filter_schema, sort_keys
 from crm_customer.adapters.repository import CustomerRepository
 from crm_customer.domain import rules
-from crm_customer.domain.model import Customer
+from crm_customer.domain.model import Customer, CustomerStatus
 from crm_customer.domain.rules import CustomerInput
+from crm_customer.service import custom_fields
 from crm_shared.access import AccessPolicy
 from crm_shared.aip.etag import check_etag
 from crm_shared.aip.fieldmask import resolve_update_mask
 from crm_shared.aip.paging import PageTokenCodec, clamp_page_size, parse_order_by, query_fingerprint
-from crm_shared.errors import Aborted, AlreadyExists, NotFound
+from crm_shared.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound
 from crm_shared.ids import new_id
 from crm_shared.pii.codec import PersonalDataCodec
 from crm_shared.principal import Principal
@@ -63,9 +65,11 @@ def _duplicate(kind: str, existing_id: str) -> AlreadyExists:
 
 async def create_customer(uow, deps: CustomerDeps, principal: Principal, data: CustomerInput) -> Customer:
     grant = deps.policy.grant(principal, RESOURCE, "create")
-    customer = rules.new_customer(
-        data, customer_id=new_id(), now=uow.now, grant=grant, phone_region=deps.phone_region
-    )
+    extra = await custom_fields.check_customer_input(uow.session, data)
+    with extra.reported_with_rules():
+        customer = rules.new_customer(
+            extra.data, customer_id=new_id(), now=uow.now, grant=grant, phone_region=deps.phone_region
+        )
     repo = CustomerRepository(uow.session, deps.codec)
     conflict = await repo.find_conflict(customer.identifiers())
     if conflict:
@@ -79,6 +83,7 @@ async def create_customer(uow, deps: CustomerDeps, principal: Principal, data: C
             "a customer with the same email, phone or tax id was created at the same moment; retry",
             reason="CONCURRENT_DUPLICATE",
         ) from None
+    await extra.index(uow.session, deps.codec, customer)
     uow.emit(
         published.SUBJECT_CUSTOMER_CREATED,
         events_pb.CustomerCreated(customer=published.customer_snapshot(customer)),
@@ -136,7 +141,8 @@ async def list_customers(
     limit = clamp_page_size(page_size)
     order = parse_order_by(order_by, allowed=ORDERABLE, default=DEFAULT_ORDER)
     repo = CustomerRepository(session, deps.codec)
-    where = customer_filter_schema(repo, deps.phone_region).compile(filter_text)
+    definitions = await custom_fields.customer_definitions(session) if "custom_fields." in filter_text else []
+    where = customer_filter_schema(repo, deps.phone_region, definitions).compile(filter_text)
     # A token is bound to its query and caller: not replayable with another filter or by someone else.
     query = query_fingerprint(filter_text.strip(), order.canonical, principal.subject)
     after = deps.page_tokens.decode(page_token, query=query) if page_token else None
@@ -162,7 +168,9 @@ async def update_customer(
     etag: str,
 ) -> Customer:
     fields = resolve_update_mask(
-        mask_paths, writable=rules.CUSTOMER_WRITABLE_FIELDS, output_only=rules.CUSTOMER_OUTPUT_ONLY_FIELDS
+        mask_paths,
+        writable=rules.CUSTOMER_WRITABLE_FIELDS - rules.OWNERSHIP_FIELDS,
+        output_only=rules.CUSTOMER_OUTPUT_ONLY_FIELDS | rules.OWNERSHIP_FIELDS,
     )
     grant = deps.policy.grant(principal, RESOURCE, "update")
     repo = CustomerRepository(uow.session, deps.codec)
@@ -170,9 +178,26 @@ async def update_customer(
     if current is None:
         raise not_found(f"customers/{customer_id}")
     check_etag(etag, current.id, current.version, resource=current.name)
-    updated, changed = rules.update_customer(
-        current, data, fields, now=uow.now, grant=grant, phone_region=deps.phone_region
-    )
+    if current.status is CustomerStatus.ERASED:
+        raise FailedPrecondition(
+            f"{current.name} was erased on request; it cannot hold personal data again",
+            reason="CUSTOMER_ERASED",
+        )
+    if current.status is CustomerStatus.MERGED:
+        survivor = f"customers/{current.merged_into}"
+        raise FailedPrecondition(
+            f"{current.name} was merged into {survivor}; update that customer instead",
+            reason="CUSTOMER_MERGED",
+            metadata={"merged_into": survivor},
+        )
+    extra = None
+    if "custom_fields" in fields:  # custom_fields is replaced as a whole: required ones must stay
+        extra = await custom_fields.check_customer_input(uow.session, data)
+        data = extra.data
+    with extra.reported_with_rules() if extra else contextlib.nullcontext():
+        updated, changed = rules.update_customer(
+            current, data, fields, now=uow.now, grant=grant, phone_region=deps.phone_region
+        )
     if not changed:
         return current
     if {"phone_numbers", "email_addresses", "tax_id"} & set(changed):
@@ -180,6 +205,13 @@ async def update_customer(
         if conflict:
             raise _duplicate(*conflict)
     await repo.save(updated, expected_version=current.version)
+    if extra is not None and "custom_fields" in changed:
+        await extra.index(uow.session, deps.codec, updated)
+    if "tier" in changed and updated.pool_id:
+        # Pool reclaim rules differ per tier: the deadline moves with it.
+        from crm_customer.service.deadlines import refresh_timers
+
+        updated = await refresh_timers(uow, updated)
     uow.emit(
         published.SUBJECT_CUSTOMER_UPDATED,
         events_pb.CustomerUpdated(customer=published.customer_snapshot(updated), changed_fields=changed),

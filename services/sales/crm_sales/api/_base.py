@@ -1,0 +1,30 @@
+"""What the sales servicers share: a unit-of-work runner and request_id idempotency."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from crm_sales.app import SalesApp
+from crm_shared.db.idempotency import idempotent
+
+
+class SalesServicerBase:
+    def __init__(self, app: SalesApp) -> None:
+        self._app = app
+
+    async def _write(self, run: Callable[[object], Awaitable[object]]):
+        async with self._app.uow_factory() as uow:
+            result = await run(uow)
+            await uow.commit()
+        return result
+
+    async def _once(self, method: str, request, *, run, response_type):
+        """request_id idempotency (AIP-155) storing the whole response (no personal data here)."""
+        return await idempotent(
+            self._app.uow_factory,
+            method=method,
+            request_id=request.request_id,
+            request=request,
+            response_type=response_type,
+            run=run,
+        )
