@@ -88,3 +88,22 @@ def audit_rows(action: str):
 
     audit = platform.audit_log
     return sa.select(audit.c.actor, audit.c.resource, audit.c.fields).where(audit.c.action == action)
+
+
+async def define_custom_fields(channel, metadata, fields: dict[str, str]) -> None:
+    """Define customer custom fields by type name ("date", "number", "bool", "text"), as an admin."""
+    from crm.customer.v1 import custom_field_service_pb2 as cf
+    from crm.customer.v1 import custom_field_service_pb2_grpc as cf_grpc
+
+    stub = cf_grpc.CustomFieldServiceStub(channel)
+    for key, kind in fields.items():
+        await stub.CreateCustomFieldDefinition(
+            cf.CreateCustomFieldDefinitionRequest(
+                custom_field_definition=cf.CustomFieldDefinition(
+                    resource_type=cf.CUSTOM_FIELD_RESOURCE_TYPE_CUSTOMERS,
+                    key=key,
+                    type=getattr(cf, f"CUSTOM_FIELD_TYPE_{kind.upper()}"),
+                )
+            ),
+            metadata=metadata,
+        )

@@ -10,6 +10,7 @@ import pytest
 from customer_data_helpers import (
     company,
     create,
+    define_custom_fields,
     expect_error,
     header,
     results_by_row,
@@ -48,8 +49,10 @@ async def _all_customers(stub, metadata, filter_text: str) -> list[pb.Customer]:
             return found
 
 
-async def test_mixed_rows_each_rejected_row_has_a_reason(stub, data_stub, as_user, nats_server):
+async def test_mixed_rows_each_rejected_row_has_a_reason(stub, data_stub, as_user, nats_server, channel):
     admin = as_user("admin", "root")
+    # Imported custom fields follow the same definitions as CreateCustomer.
+    await define_custom_fields(channel, admin, {"founded": "date", "staff": "number", "active": "bool"})
     tag = unique()
     existing = await create(
         stub,

@@ -6,7 +6,7 @@ import csv
 import uuid
 
 import pytest
-from customer_data_helpers import unique
+from customer_data_helpers import define_custom_fields, unique
 
 from crm_customer.cli.main import amain
 
@@ -14,9 +14,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_cli_import_with_mapping_then_resume_then_export(
-    customer_service, token_factory, tmp_path, capsys
+    customer_service, channel, token_factory, tmp_path, capsys
 ):
     token = token_factory(subject="root", roles=("admin",), team="east")
+    await define_custom_fields(channel, (("authorization", f"Bearer {token}"),), {"founded": "date"})
     tag = unique()
     source = tmp_path / "customers.csv"
     with source.open("w", newline="", encoding="utf-8") as handle:

@@ -29,11 +29,20 @@ from crm_customer.adapters.child_tables import child_tables
 from crm_customer.adapters.import_repository import ImportJobRepository, ImportRepository
 from crm_customer.adapters.tables import contacts
 from crm_customer.domain import rules
+from crm_customer.domain.custom_fields import validate_custom_fields
 from crm_customer.domain.import_rows import ParsedRow, parse_row, row_checksum, row_identifiers
 from crm_customer.domain.model import Customer, CustomerStatus
+from crm_customer.service import custom_fields
 from crm_customer.service.customers import CustomerDeps
 from crm_shared.access import Scope, ScopeGrant
-from crm_shared.errors import Aborted, DomainError, FailedPrecondition, NotFound, PermissionDenied
+from crm_shared.errors import (
+    Aborted,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from crm_shared.ids import new_id
 from crm_shared.principal import Principal
 
@@ -169,6 +178,21 @@ def _api_field(path: str) -> str:
     return path.removeprefix("customer.").split("[")[0].split(".")[0]
 
 
+def _with_checked_custom_fields(row: ParsedRow, definitions, *, creating: bool) -> ParsedRow:
+    """The row with its custom fields validated and normalized; INVALID_ARGUMENT rejects the row.
+
+    A new customer must carry every required field; an update only checks what the row sets.
+    Unique custom fields are not claimed by imports (see the import ADR)."""
+    if not creating and "custom_fields" not in row.fields:
+        return row
+    normalized, violations = validate_custom_fields(
+        definitions, row.data.custom_fields, path="customer.custom_fields", check_required=creating
+    )
+    if violations:
+        raise InvalidArgument("invalid custom fields", field_violations=violations)
+    return replace(row, data=replace(row.data, custom_fields=normalized))
+
+
 class ImportRun:
     """One stream of an import job: start, then apply_batch for each batch, then finish."""
 
@@ -276,9 +300,14 @@ class ImportRun:
             else {}
         )
         batch = _BatchWrites(loaded=loaded)
+        definitions = await custom_fields.customer_definitions(uow.session)
         for number in sorted(parsed):
             matches = {self._claimed.get(d) or stored.get(d) for d in digests[number]} - {None}
             try:
+                # Custom fields follow the same definitions as CreateCustomer/UpdateCustomer.
+                parsed[number] = _with_checked_custom_fields(
+                    parsed[number], definitions, creating=not matches
+                )
                 if len(matches) > 1:
                     names = ", ".join(f"customers/{m}" for m in sorted(matches))
                     raise FailedPrecondition(f"matches several customers: {names}")
