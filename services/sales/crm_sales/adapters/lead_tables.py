@@ -45,6 +45,7 @@ leads = sa.Table(
     sa.Index("ix_leads_owner_create", "owner", "create_time", "id"),
     sa.Index("ix_leads_team_create", "team", "create_time", "id"),
     sa.Index("ix_leads_status_create", "status", "create_time", "id"),
+    sa.Index("ix_leads_campaign", "campaign_id"),  # campaign stats (migration 0006)
 )
 
 # One data key per lead (envelope encryption), wrapped by the PII key ring; deleting it shreds the lead.

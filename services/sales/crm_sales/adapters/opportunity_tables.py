@@ -71,6 +71,7 @@ opportunities = sa.Table(
     sa.Index("ix_opportunities_owner_create", "owner", "create_time", "id"),
     sa.Index("ix_opportunities_team_create", "team", "create_time", "id"),
     sa.Index("ix_opportunities_customer", "customer_id", "create_time"),
+    sa.Index("ix_opportunities_campaign", "campaign"),  # campaign stats (migration 0006)
     # Forecast: open ones by expected close, closed ones by close time, per owner / team.
     sa.Index("ix_opportunities_owner_expected", "owner", "state", "expected_close_time"),
     sa.Index("ix_opportunities_team_expected", "team", "state", "expected_close_time"),
