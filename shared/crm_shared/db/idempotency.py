@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from google.protobuf.message import Message
@@ -22,6 +22,7 @@ from crm_shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from crm_shared.errors import FieldViolation, InvalidArgument
 
 R = TypeVar("R", bound=Message)
+T = TypeVar("T")
 
 REQUEST_ID_REUSED = "REQUEST_ID_REUSED"
 
@@ -103,3 +104,45 @@ async def idempotent(
         )
         await uow.commit()
         return response
+
+
+async def in_unit_of_work(uow_factory: UnitOfWorkFactory, run: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """Run a write use case in its own unit of work and commit it (rows, outbox events, audit)."""
+    async with uow_factory() as uow:
+        result = await run(uow)
+        await uow.commit()
+    return result
+
+
+async def create_once(
+    uow_factory: UnitOfWorkFactory,
+    *,
+    method: str,
+    request: Message,
+    request_id: str,
+    run: Callable[[UnitOfWork], Awaitable[Any]],
+    response_type: type[Message],
+    reread: Callable[[str], Awaitable[Any]],
+) -> Any:
+    """request_id idempotency for methods that return a resource holding personal data.
+
+    The stored response is only `response_type(name=...)` of the resource `run` returned, so
+    the idempotency table never holds personal data (ADR 0003). The first call returns the
+    entity `run` produced; a replay returns `reread(name)` — the resource as it is now, in
+    the caller's scope.
+    """
+    produced: dict[str, Any] = {}
+
+    async def first_run(uow: UnitOfWork) -> Message:
+        produced["entity"] = entity = await run(uow)
+        return response_type(name=entity.name)
+
+    stored = await idempotent(
+        uow_factory,
+        method=method,
+        request_id=request_id,
+        request=request,
+        response_type=response_type,
+        run=first_run,
+    )
+    return produced["entity"] if "entity" in produced else await reread(stored.name)

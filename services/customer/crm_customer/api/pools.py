@@ -11,7 +11,7 @@ from crm_customer.adapters.pool_published import RELEASE_REASON_FROM_PB
 from crm_customer.api import mappers, pool_mappers
 from crm_customer.app import CustomerApp
 from crm_customer.service import customers, pools
-from crm_shared.db.idempotency import idempotent
+from crm_shared.db.idempotency import create_once, in_unit_of_work
 from crm_shared.errors import InvalidArgument
 from crm_shared.principal import current_principal
 
@@ -26,28 +26,18 @@ class PoolServicer(rpc_grpc.PoolServiceServicer):
         self._deps = app.deps
 
     async def _write(self, run):
-        async with self._uow() as uow:
-            result = await run(uow)
-            await uow.commit()
-        return result
+        return await in_unit_of_work(self._uow, run)
 
     async def _once(self, method: str, request, request_id: str, run, response_type, reread):
-        """request_id idempotency; the stored response holds only the resource name (no PII)."""
-        done: dict[str, object] = {}
-
-        async def first_run(uow):
-            done["entity"] = entity = await run(uow)
-            return response_type(name=entity.name)
-
-        stored = await idempotent(
+        return await create_once(
             self._uow,
             method=f"/{SERVICE}/{method}",
-            request_id=request_id,
             request=request,
+            request_id=request_id,
+            run=run,
             response_type=response_type,
-            run=first_run,
+            reread=reread,
         )
-        return done["entity"] if "entity" in done else await reread(stored.name)
 
     def _customer_pb(self, customer) -> customer_pb2.Customer:
         masker = mappers.OutputMasker(self._deps.policy, current_principal(), customers.RESOURCE)

@@ -16,7 +16,7 @@ from crm.customer.v1 import customer_service_pb2_grpc as rpc_grpc
 from crm_customer.api import mappers
 from crm_customer.service import contacts, customers
 from crm_customer.service.customers import CustomerDeps
-from crm_shared.db.idempotency import idempotent
+from crm_shared.db.idempotency import create_once, in_unit_of_work
 from crm_shared.errors import InvalidArgument
 from crm_shared.principal import current_principal
 
@@ -33,36 +33,18 @@ class CustomerServicer(rpc_grpc.CustomerServiceServicer):
         return mappers.OutputMasker(self._deps.policy, current_principal(), resource)
 
     async def _write(self, run: Callable[[object], Awaitable[object]]):
-        async with self._uow() as uow:
-            result = await run(uow)
-            await uow.commit()
-        return result
+        return await in_unit_of_work(self._uow, run)
 
     async def _create_once(self, method: str, request, request_id: str, *, run, response_type, reread):
-        """request_id idempotency without keeping personal data in the idempotency table.
-
-        The stored response holds only the new resource's name; a replay re-reads the
-        resource (in the caller's scope) instead of returning a stored copy of its PII.
-        """
-        created: dict[str, object] = {}
-
-        async def first_run(uow):
-            created["entity"] = entity = await run(uow)
-            return response_type(name=entity.name)
-
-        stored = await idempotent(
+        return await create_once(
             self._uow,
             method=method,
-            request_id=request_id,
             request=request,
+            request_id=request_id,
+            run=run,
             response_type=response_type,
-            run=first_run,
+            reread=reread,
         )
-        if "entity" in created:
-            return created["entity"]
-        return await reread(stored.name)
-
-    # --- customers -----------------------------------------------------------------------------
 
     async def GetCustomer(self, request: rpc.GetCustomerRequest, context) -> pb.Customer:
         customer_id = mappers.customer_id_from(request.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from crm_sales.app import SalesApp
-from crm_shared.db.idempotency import idempotent
+from crm_shared.db.idempotency import idempotent, in_unit_of_work
 
 
 class SalesServicerBase:
@@ -13,10 +13,7 @@ class SalesServicerBase:
         self._app = app
 
     async def _write(self, run: Callable[[object], Awaitable[object]]):
-        async with self._app.uow_factory() as uow:
-            result = await run(uow)
-            await uow.commit()
-        return result
+        return await in_unit_of_work(self._app.uow_factory, run)
 
     async def _once(self, method: str, request, *, run, response_type):
         """request_id idempotency (AIP-155) storing the whole response (no personal data here)."""

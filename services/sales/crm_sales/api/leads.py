@@ -19,7 +19,7 @@ from crm_sales.app import SalesApp
 from crm_sales.service import conversion, leads
 from crm_sales.service.conversion import OpportunityDraft
 from crm_sales.service.leads import LeadDeps
-from crm_shared.db.idempotency import idempotent
+from crm_shared.db.idempotency import create_once, idempotent, in_unit_of_work
 from crm_shared.errors import InvalidArgument
 from crm_shared.principal import current_principal
 
@@ -50,30 +50,19 @@ class LeadServicer(rpc_grpc.LeadServiceServicer):
         return mappers.LeadMasker(self._deps.policy, current_principal())
 
     async def _write(self, run: Callable[[object], Awaitable[object]]):
-        async with self._uow() as uow:
-            result = await run(uow)
-            await uow.commit()
-        return result
+        return await in_unit_of_work(self._uow, run)
 
     async def _create_once(self, method: str, request, request_id: str, *, run, reread):
         """request_id idempotency storing only the new lead's name (never its personal data)."""
-        created: dict[str, object] = {}
-
-        async def first_run(uow):
-            created["entity"] = entity = await run(uow)
-            return pb.Lead(name=entity.name)
-
-        stored = await idempotent(
+        return await create_once(
             self._uow,
             method=method,
-            request_id=request_id,
             request=request,
+            request_id=request_id,
+            run=run,
             response_type=pb.Lead,
-            run=first_run,
+            reread=reread,
         )
-        if "entity" in created:
-            return created["entity"]
-        return await reread(stored.name)
 
     async def _reread(self, name: str, principal):
         async with self._db.read_session() as session:

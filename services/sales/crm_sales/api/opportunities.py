@@ -15,7 +15,7 @@ from crm.sales.v1 import opportunity_service_pb2_grpc as rpc_grpc
 from crm_sales.api import opportunity_mappers as mappers
 from crm_sales.app import SalesApp
 from crm_sales.service import opportunities, pipelines
-from crm_shared.db.idempotency import idempotent
+from crm_shared.db.idempotency import create_once, in_unit_of_work
 from crm_shared.errors import InvalidArgument
 from crm_shared.principal import current_principal
 
@@ -27,31 +27,18 @@ class OpportunityServicer(rpc_grpc.OpportunityServiceServicer):
         self._app = app
 
     async def _write(self, run: Callable[[object], Awaitable[object]]):
-        async with self._app.uow_factory() as uow:
-            result = await run(uow)
-            await uow.commit()
-        return result
+        return await in_unit_of_work(self._app.uow_factory, run)
 
     async def _once(self, method: str, request, *, run, response_type, reread):
-        """request_id idempotency: the stored response holds only the resource name; a replay
-        re-reads the resource in the caller's scope (its current state)."""
-        done: dict[str, object] = {}
-
-        async def first_run(uow):
-            done["entity"] = entity = await run(uow)
-            return response_type(name=entity.name)
-
-        stored = await idempotent(
+        return await create_once(
             self._app.uow_factory,
             method=f"/{SERVICE}/{method}",
-            request_id=request.request_id,
             request=request,
+            request_id=request.request_id,
+            run=run,
             response_type=response_type,
-            run=first_run,
+            reread=reread,
         )
-        if "entity" in done:
-            return done["entity"]
-        return await reread(stored.name)
 
     async def _reread_opportunity(self, name: str):
         async with self._app.db.read_session() as session:
