@@ -179,7 +179,7 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
         return wrap_handler(handler, method, lambda behavior: self.wrap_behavior(behavior, method))
 
     def wrap_behavior(self, behavior: Behavior, method: MethodName) -> Behavior:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must override wrap() or wrap_behavior()")
 
 
 def _with_request_id(status: grpc.Status) -> grpc.Status:

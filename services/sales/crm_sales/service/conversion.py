@@ -67,7 +67,7 @@ def contact_request_id(lead_id: str) -> str:
 # --- opportunities ---------------------------------------------------------------------------
 # The opportunities area's own use case creates the opportunity inside the conversion's unit of
 # work, so the opportunity, its OpportunityCreated event and the converted lead commit together.
-# Its input is checked before any remote call (same rules, placeholder customer), so a bad
+# Its input is checked before any remote call (same rules, with a provisional customer name), so a bad
 # opportunity never leaves a customer created for a lead that then stays unconverted.
 
 
@@ -95,11 +95,11 @@ async def check_opportunity(
     """Every input error create_opportunity would raise later, raised now (nothing written)."""
     grant = deps.policy.grant(principal, opportunities.RESOURCE, "create")
     pipeline = await resolve_pipeline(session, draft.pipeline, "", field_prefix="opportunity")
-    placeholder = f"customers/{customer_request_id(lead.id)}"
+    provisional_customer = f"customers/{customer_request_id(lead.id)}"
     data = _opportunity_input(
         lead,
         draft,
-        customer=placeholder,
+        customer=provisional_customer,
         contact="",
         owner=lead.owner or principal.subject,
         team=lead.team or principal.team,
