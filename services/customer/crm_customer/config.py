@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from crm_shared.settings import ServiceSettings
@@ -14,9 +13,4 @@ class CustomerSettings(ServiceSettings):
     service_name: str = "customer"
     grpc_port: int = 50051
     database_url: str = "sqlite+aiosqlite:///./.crm/data/customer.db"
-    # AES-GCM key ring for personal data, "kid:base64key[,kid:base64key…]" (first = active).
-    pii_keys: SecretStr = Field(default=SecretStr(""))
-    # HMAC key (base64, 32 bytes) for blind indexes of emails, phones and tax ids.
-    blind_index_key: SecretStr = Field(default=SecretStr(""))
-    # Region assumed for phone numbers written without a country code.
-    default_phone_region: str = "CN"
+    # pii_keys, blind_index_key and default_phone_region come from ServiceSettings.
