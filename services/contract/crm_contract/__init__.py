@@ -1,0 +1,1 @@
+"""The contract service: contracts, approvals, renewals, payment plans, payments, invoices, receivables."""

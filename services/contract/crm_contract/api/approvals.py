@@ -1,0 +1,10 @@
+"""crm.contract.v1.ApprovalService over gRPC (thin: parse, call a use case, map the result)."""
+
+from __future__ import annotations
+
+from crm.contract.v1 import approval_service_pb2_grpc as rpc_grpc
+from crm_contract.api._base import ContractServicerBase
+
+
+class ApprovalServicer(ContractServicerBase, rpc_grpc.ApprovalServiceServicer):
+    pass

@@ -1,0 +1,7 @@
+"""SubmitContract, ApproveContract, RejectContract, WithdrawContract (mixed into ContractServicer)."""
+
+from __future__ import annotations
+
+
+class ContractApprovalRpcs:
+    pass

@@ -1,0 +1,1 @@
+"""Use cases of the contract service: one function per command or query."""

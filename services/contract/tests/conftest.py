@@ -1,0 +1,52 @@
+"""A real contract service per test: in-process gRPC on port 0, a fresh SQLite or PostgreSQL
+database, the session's real NATS JetStream, real JWTs."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from crm_contract.bootstrap import build
+from crm_contract.config import ContractSettings
+from crm_shared.runtime import start_service
+
+
+def contract_settings(database_url: str, nats_url: str, jwt_keys, **overrides) -> ContractSettings:
+    values = dict(
+        grpc_port=0,
+        database_url=database_url,
+        nats_url=nats_url,
+        jwt_jwks_file=jwt_keys.jwks_path,
+        jwt_issuer=jwt_keys.issuer,
+        jwt_audience=jwt_keys.audience,
+        page_token_secret="test-page-secret",
+        shutdown_grace_seconds=2,
+    )
+    values.update(overrides)
+    return ContractSettings(**values)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def contract_service(database_url, nats_server, jwt_keys):
+    running = await start_service(contract_settings(database_url, nats_server.url, jwt_keys), build)
+    try:
+        yield running
+    finally:
+        await running.stop(1)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def channel(contract_service):
+    async with grpc.aio.insecure_channel(contract_service.address) as ch:
+        yield ch
+
+
+@pytest.fixture
+def as_user(token_factory):
+    """as_user("finance", "fiona", team="") -> call metadata carrying that user's token."""
+
+    def metadata(role: str = "admin", subject: str = "alice", team: str = "east"):
+        return (("authorization", f"Bearer {token_factory(subject=subject, roles=(role,), team=team)}"),)
+
+    return metadata
