@@ -1,7 +1,7 @@
 """Page tokens are opaque, tamper-proof and bound to their query; keyset paging walks every row once."""
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -108,3 +108,11 @@ def test_update_mask_rules():
     assert "unknown or read-only" in fields["update_mask.paths[1]"]
     with pytest.raises(InvalidArgument):
         resolve_update_mask([], writable=writable)
+
+
+def test_dates_and_datetimes_survive_a_page_token_with_their_types():
+    codec = PageTokenCodec("secret")
+    keys = [date(2026, 3, 31), datetime(2026, 3, 31, 8, 30, tzinfo=UTC), "id-1"]
+    decoded = codec.decode(codec.encode(keys, query="q"), query="q")
+    assert decoded == keys
+    assert type(decoded[0]) is date and type(decoded[1]) is datetime

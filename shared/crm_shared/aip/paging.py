@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,14 +39,20 @@ def query_fingerprint(*parts: str) -> str:
 
 
 def _encode_value(value: Any) -> list:
-    if isinstance(value, datetime):
+    if isinstance(value, datetime):  # before date: a datetime is a date too
         return ["t", value.isoformat()]
+    if isinstance(value, date):
+        return ["d", value.isoformat()]
     return ["v", value]
 
 
 def _decode_value(item: list) -> Any:
     kind, raw = item
-    return datetime.fromisoformat(raw) if kind == "t" else raw
+    if kind == "t":
+        return datetime.fromisoformat(raw)
+    if kind == "d":
+        return date.fromisoformat(raw)
+    return raw
 
 
 class PageTokenCodec:
