@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 # Run in this order by `make bench` (BENCH_SUITES=foundation,... picks some).
-SUITES = ["foundation", "list_scale", "behavior", "import", "sales_convert", "opportunities"]
+SUITES = ["foundation", "list_scale", "behavior", "import", "sales_convert", "opportunities", "payments"]
 
 
 @dataclass

@@ -15,6 +15,7 @@ from crm_shared.aip.paging import (
     clamp_page_size,
     keyset_after,
     keyset_order,
+    parse_list_request,
     parse_order_by,
 )
 from crm_shared.errors import InvalidArgument
@@ -116,3 +117,26 @@ def test_dates_and_datetimes_survive_a_page_token_with_their_types():
     decoded = codec.decode(codec.encode(keys, query="q"), query="q")
     assert decoded == keys
     assert type(decoded[0]) is date and type(decoded[1]) is datetime
+
+
+def test_a_list_request_pages_through_rows_and_binds_its_token_to_the_caller():
+    codec = PageTokenCodec("secret")
+
+    class Row:
+        def __init__(self, n: int) -> None:
+            self.id, self.create_time = f"id-{n:02d}", datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=n)
+
+    rows = [Row(n) for n in range(5)]
+    first = parse_list_request(codec, collection="things", caller="alice", page_size=2, page_token="")
+    assert first.after is None and first.limit == 2
+    page = first.page(rows[:3], codec)  # the repository fetched limit + 1
+    assert [r.id for r in page.items] == ["id-00", "id-01"] and page.next_page_token
+    second = parse_list_request(
+        codec, collection="things", caller="alice", page_size=2, page_token=page.next_page_token
+    )
+    assert second.after == [rows[1].create_time, "id-01"]
+    assert second.page(rows[2:4], codec).next_page_token == ""  # exactly `limit` rows: the last page
+    with pytest.raises(InvalidArgument):
+        parse_list_request(
+            codec, collection="things", caller="bob", page_size=2, page_token=page.next_page_token
+        )

@@ -6,25 +6,10 @@ from __future__ import annotations
 import grpc
 import pytest
 import pytest_asyncio
+from contract_testkit import contract_settings
 
 from crm_contract.bootstrap import build
-from crm_contract.config import ContractSettings
 from crm_shared.runtime import start_service
-
-
-def contract_settings(database_url: str, nats_url: str, jwt_keys, **overrides) -> ContractSettings:
-    values = dict(
-        grpc_port=0,
-        database_url=database_url,
-        nats_url=nats_url,
-        jwt_jwks_file=jwt_keys.jwks_path,
-        jwt_issuer=jwt_keys.issuer,
-        jwt_audience=jwt_keys.audience,
-        page_token_secret="test-page-secret",
-        shutdown_grace_seconds=2,
-    )
-    values.update(overrides)
-    return ContractSettings(**values)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

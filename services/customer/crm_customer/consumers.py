@@ -1,17 +1,17 @@
 """Other services' events the customer service applies (durable JetStream consumers).
 
 Deals: opportunity created / won (stream CRM_SALES) and contract signed (CRM_CONTRACT) move a
-customer's activity, last deal time, lifecycle stage and pool deadlines (service.deals). Sales
-payloads are crm.sales.v1's own event types; the contract payload is mirrored in
-crm/customer/v1/external_events.proto until the contract service publishes its protos.
-Both streams are ensured here, so the durable consumers exist before their producers do.
+customer's activity, last deal time, lifecycle stage and pool deadlines (service.deals). Payloads
+are the producers' own event types (crm.sales.v1 OpportunityCreated / OpportunityWon,
+crm.contract.v1 ContractSigned). Both streams are ensured here, so the durable consumers exist
+before their producers do.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from crm.customer.v1 import external_events_pb2 as external_pb
+from crm.contract.v1 import events_pb2 as contract_pb
 from crm.sales.v1 import events_pb2 as sales_pb
 from crm_customer.app import CustomerApp
 from crm_customer.service import deals
@@ -73,12 +73,12 @@ class DealConsumers:
             at = _when(uow, envelope, payload.won_time)
             await deals.deal_won(uow, deps, payload.opportunity.customer, at)
 
-        async def signed(uow, envelope: EventEnvelope, payload: external_pb.DealContractSigned) -> None:
+        async def signed(uow, envelope: EventEnvelope, payload: contract_pb.ContractSigned) -> None:
             await deals.deal_won(uow, deps, payload.customer, _when(uow, envelope, payload.sign_time))
 
         self.sales.on(sales_pb.OpportunityCreated, created)
         self.sales.on(sales_pb.OpportunityWon, won)
-        self.contract.on(external_pb.DealContractSigned, signed)
+        self.contract.on(contract_pb.ContractSigned, signed)
 
     async def start(self) -> None:
         for service in ("sales", "contract"):

@@ -6,9 +6,9 @@ import pool_support
 import pytest
 from pool_support import DAY, T0, eventually, ts, when
 
+from crm.contract.v1 import events_pb2 as contract_events_pb
 from crm.customer.v1 import customer_pb2 as pb
 from crm.customer.v1 import events_pb2 as customer_events_pb
-from crm.customer.v1 import external_events_pb2 as external_pb
 from crm.customer.v1 import pool_service_pb2 as rpc
 from crm.sales.v1 import events_pb2 as sales_pb
 from crm_shared.events.envelope import build_envelope, serialize_envelope, unpack_payload
@@ -89,7 +89,7 @@ async def test_with_exempt_with_deal_a_deal_suspends_the_follow_up_rule_and_oppo
     await env.claim(second, "alice")
 
     env.clock.set(T0 + 2 * DAY)
-    signed = external_pb.DealContractSigned(
+    signed = contract_events_pb.ContractSigned(
         contract="contracts/c-1", customer=first.name, sign_time=ts(T0 + 2 * DAY)
     )
     await publish(env, "crm.contract.contract.signed", signed, "contracts/c-1", T0 + 2 * DAY)

@@ -134,3 +134,71 @@ def parse_order_by(order_by: str, *, allowed: Sequence[str], default: str) -> Or
             )
         fields.append((words[0], len(words) == 2 and words[1].lower() == "desc"))
     return OrderBy(tuple(fields))
+
+
+# --- one list request, start to finish ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a List response."""
+
+    items: list
+    next_page_token: str
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    """An AIP-132 List request parsed and bound to its caller.
+
+    `limit` is the clamped page size; repositories fetch `limit + 1` rows so `page()` can tell
+    whether another page follows. `where` is the compiled filter (None: no filter), `after` the
+    keyset of the last row of the previous page (None: first page).
+    """
+
+    limit: int
+    order: OrderBy
+    where: Any
+    after: list | None
+    fingerprint: str
+
+    def page(self, rows: Sequence[Any], tokens: PageTokenCodec, *, key=None) -> Page:
+        """The first `limit` rows plus a token that resumes after the last of them.
+
+        `key(row)` gives the row's sort values (default: the order_by fields as attributes,
+        then `id` as the tie-breaker).
+        """
+        items = list(rows[: self.limit])
+        if len(rows) <= self.limit:
+            return Page(items, "")
+        last = items[-1]
+        values = key(last) if key else [getattr(last, f) for f, _ in self.order.fields] + [last.id]
+        return Page(items, tokens.encode(values, query=self.fingerprint))
+
+
+def parse_list_request(
+    tokens: PageTokenCodec,
+    *,
+    collection: str,
+    caller: str,
+    page_size: int,
+    page_token: str,
+    filter_text: str = "",
+    filters=None,
+    order_by: str = "",
+    orderable: Sequence[str] = ("create_time",),
+    default_order: str = "create_time desc",
+    extra: Sequence[str] = (),
+) -> ListRequest:
+    """Clamp the page size, parse order_by and the filter, and open the page token.
+
+    A token is bound to its query and caller (collection, filter, order, caller and any
+    `extra` parts such as a parent or a flag): it is not replayable with another filter or by
+    someone else.
+    """
+    limit = clamp_page_size(page_size)
+    order = parse_order_by(order_by, allowed=orderable, default=default_order)
+    where = filters.compile(filter_text) if filters is not None else None
+    fingerprint = query_fingerprint(collection, filter_text.strip(), order.canonical, caller, *extra)
+    after = tokens.decode(page_token, query=fingerprint) if page_token else None
+    return ListRequest(limit, order, where, after, fingerprint)
