@@ -1,0 +1,1 @@
+"""The servicedesk: tickets, SLA on business calendars, escalation, assignment, knowledge base, CSAT."""

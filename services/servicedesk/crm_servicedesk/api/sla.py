@@ -1,0 +1,10 @@
+"""crm.servicedesk.v1.SlaService over gRPC (thin: parse, call a use case, map the result)."""
+
+from __future__ import annotations
+
+from crm.servicedesk.v1 import sla_service_pb2_grpc as rpc_grpc
+from crm_servicedesk.api._base import ServicedeskServicerBase
+
+
+class SlaServicer(ServicedeskServicerBase, rpc_grpc.SlaServiceServicer):
+    pass

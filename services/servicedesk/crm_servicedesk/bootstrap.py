@@ -1,0 +1,77 @@
+"""Composition root of the servicedesk: builds every part once, in one place.
+
+Nothing here runs at import time; `build` is called by crm_shared.runtime after
+logging, tracing, the JWT verifier and the NATS connection are ready.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from crm.servicedesk.v1 import (
+    csat_service_pb2_grpc,
+    knowledge_service_pb2_grpc,
+    sla_service_pb2_grpc,
+    support_team_service_pb2_grpc,
+    ticket_service_pb2_grpc,
+)
+from crm_servicedesk.adapters import tables
+from crm_servicedesk.api.csat import CsatServicer
+from crm_servicedesk.api.knowledge import KnowledgeServicer
+from crm_servicedesk.api.sla import SlaServicer
+from crm_servicedesk.api.support_teams import SupportTeamServicer
+from crm_servicedesk.api.tickets import TicketServicer
+from crm_servicedesk.app import ServicedeskApp
+from crm_servicedesk.config import ServicedeskSettings
+from crm_servicedesk.consumers import event_consumers
+from crm_servicedesk.timers import timer_handlers
+from crm_shared.composition import build_core
+from crm_shared.runtime import Infrastructure, ServiceParts
+from crm_shared.timers import TimerScheduler
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+async def build(settings: ServicedeskSettings, infra: Infrastructure) -> ServiceParts:
+    core = await build_core(settings, infra, tables=tables.platform, migrations=MIGRATIONS)
+    app = ServicedeskApp(
+        settings=settings,
+        db=core.db,
+        uow_factory=core.uow_factory,
+        policy=infra.policy,
+        page_tokens=core.page_tokens,
+        clock=infra.clock,
+        js=infra.js,
+    )
+    workers = list(core.workers)
+    # Durable timers (SLA warning/breach, snapshot retries, auto-close): fired in transactions that write
+    # outbox events; woken after every commit so a newly scheduled early deadline is not missed.
+    scheduler = TimerScheduler(
+        core.db, tables.platform, core.uow_factory, clock=infra.clock, handlers=timer_handlers(app)
+    )
+    workers.append(scheduler)
+    relay_notify = core.uow_factory.on_commit
+
+    def after_commit() -> None:
+        if relay_notify is not None:
+            relay_notify()
+        scheduler.notify()
+
+    core.uow_factory.on_commit = after_commit
+    if infra.js is not None:
+        workers.extend(event_consumers(app))
+    servicers = [
+        (ticket_service_pb2_grpc.add_TicketServiceServicer_to_server, TicketServicer(app)),
+        (sla_service_pb2_grpc.add_SlaServiceServicer_to_server, SlaServicer(app)),
+        (support_team_service_pb2_grpc.add_SupportTeamServiceServicer_to_server, SupportTeamServicer(app)),
+        (knowledge_service_pb2_grpc.add_KnowledgeServiceServicer_to_server, KnowledgeServicer(app)),
+        (csat_service_pb2_grpc.add_CsatServiceServicer_to_server, CsatServicer(app)),
+    ]
+    return ServiceParts(
+        servicers=servicers,
+        service_names=[
+            f"crm.servicedesk.v1.{type(s).__name__.removesuffix('Servicer')}Service" for _, s in servicers
+        ],
+        workers=workers,
+        closers=[core.db.dispose],
+    )

@@ -1,0 +1,1 @@
+"""Use cases of the servicedesk: one function per command or query."""
