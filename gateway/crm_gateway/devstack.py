@@ -47,6 +47,8 @@ DEFAULT_NATS_PORT = 14222
 SERVICE_START_TIMEOUT = 90.0
 SERVICE_GRACE_SECONDS = 15.0
 BANNER_TOKEN_TTL = 12 * 3600
+# Services that call others without a caller and get a service identity token file.
+SERVICE_IDENTITY_SERVICES = frozenset({"servicedesk"})
 
 
 class StackError(RuntimeError):
@@ -181,7 +183,8 @@ def _port_in_use(port: int) -> bool:
 _interrupted = threading.Event()
 
 
-def _wait(what: str, ready, child: Child, timeout: float) -> None:
+def wait_until_ready(what: str, ready, child: Child, timeout: float) -> None:
+    """Poll `ready()` until true; StackError if `child` exits first, on Ctrl-C, or after `timeout` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _interrupted.is_set():
@@ -203,7 +206,8 @@ def _nats_ready(port: int) -> bool:
         return False
 
 
-def _grpc_serving(port: int) -> bool:
+def grpc_serving(port: int) -> bool:
+    """True when the gRPC server on 127.0.0.1:`port` answers health v1 with SERVING."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -249,12 +253,32 @@ class Stack:
         for other in self.catalog.services:
             if other.name != spec.name:
                 values[f"{other.name.upper()}_TARGET"] = f"127.0.0.1:{other.dev_port}"
+        if spec.name in SERVICE_IDENTITY_SERVICES:
+            values["SERVICE_TOKEN_FILE"] = str(self.write_service_token(spec.name))
         env = dict(os.environ)
         env.update({prefix + key: value for key, value in values.items()})
         env["CRM_DEVSTACK_SERVICE_NAME"] = spec.name
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("OTEL_SERVICE_NAME", f"crm-{spec.name}")
         return env
+
+    def write_service_token(self, service: str) -> Path:
+        """A service identity (role `service`) for work done without a caller (e.g. the servicedesk's
+        snapshot retries), minted with the dev keys; in production the platform keeps it fresh."""
+        path = self.data / "data" / f"{service}-service.jwt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token = mint_token(
+            self.keys,
+            subject=f"service:{service}",
+            roles=["service"],
+            team="",
+            issuer=self.catalog.jwt_issuer,
+            audience=self.catalog.jwt_audience,
+            ttl_seconds=BANNER_TOKEN_TTL,
+        )
+        path.write_text(token)
+        path.chmod(0o600)
+        return path
 
     def check_ports(self) -> None:
         wanted = {
@@ -297,7 +321,7 @@ class Stack:
             grace=10,
         )
         self._launch(nats)
-        _wait("NATS", lambda: _nats_ready(self.nats_port), nats, 30)
+        wait_until_ready("NATS", lambda: _nats_ready(self.nats_port), nats, 30)
         say("devstack", f"NATS ready on nats://127.0.0.1:{self.nats_port}")
 
         started = []
@@ -311,9 +335,9 @@ class Stack:
             self._launch(child)
             started.append((spec, child))
         for spec, child in started:
-            _wait(
+            wait_until_ready(
                 f"{spec.name} (gRPC health on {spec.dev_port})",
-                lambda p=spec.dev_port: _grpc_serving(p),
+                lambda p=spec.dev_port: grpc_serving(p),
                 child,
                 SERVICE_START_TIMEOUT,
             )
@@ -331,7 +355,7 @@ class Stack:
             raise StackError(str(exc)) from exc
         envoy = Child("envoy", envoy_runner.command(config), grace=10)
         self._launch(envoy)
-        _wait("Envoy (/ready)", lambda: _envoy_ready(self.catalog.admin_port), envoy, 30)
+        wait_until_ready("Envoy (/ready)", lambda: _envoy_ready(self.catalog.admin_port), envoy, 30)
 
     def _launch(self, child: Child) -> None:
         self.children.append(child)

@@ -15,7 +15,17 @@ from pathlib import Path
 from typing import Any
 
 # Run in this order by `make bench` (BENCH_SUITES=foundation,... picks some).
-SUITES = ["foundation", "list_scale", "behavior", "import", "sales_convert", "opportunities", "payments"]
+SUITES = [
+    "foundation",
+    "list_scale",
+    "behavior",
+    "import",
+    "sales_convert",
+    "opportunities",
+    "payments",
+    "tickets",
+    "knowledge",
+]
 
 
 @dataclass

@@ -24,6 +24,7 @@ from crm_servicedesk.api.tickets import TicketServicer
 from crm_servicedesk.app import ServicedeskApp
 from crm_servicedesk.config import ServicedeskSettings
 from crm_servicedesk.consumers import event_consumers
+from crm_servicedesk.service.customer_snapshots import CustomerSnapshots
 from crm_servicedesk.timers import timer_handlers
 from crm_shared.composition import build_core
 from crm_shared.runtime import Infrastructure, ServiceParts
@@ -42,6 +43,7 @@ async def build(settings: ServicedeskSettings, infra: Infrastructure) -> Service
         page_tokens=core.page_tokens,
         clock=infra.clock,
         js=infra.js,
+        snapshots=CustomerSnapshots(settings),
     )
     workers = list(core.workers)
     # Durable timers (SLA warning/breach, snapshot retries, auto-close): fired in transactions that write
@@ -73,5 +75,5 @@ async def build(settings: ServicedeskSettings, infra: Infrastructure) -> Service
             f"crm.servicedesk.v1.{type(s).__name__.removesuffix('Servicer')}Service" for _, s in servicers
         ],
         workers=workers,
-        closers=[core.db.dispose],
+        closers=[app.snapshots.close, core.db.dispose],
     )

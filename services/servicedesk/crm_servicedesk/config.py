@@ -18,3 +18,10 @@ class ServicedeskSettings(ServiceSettings):
     # Deadline of the snapshot call while a ticket is being created: past it, the ticket is
     # created anyway and the snapshot is fetched later by a durable timer.
     customer_snapshot_timeout_seconds: float = 1.0
+    # Retries of a snapshot that could not be taken at creation: 1 min, 2, 4… capped here.
+    snapshot_retry_max_seconds: float = 3600.0
+    # A file holding the servicedesk's service identity (a JWT with role `service`) for calls made
+    # without a caller (snapshot retries); re-read when it changes. Empty: retries wait for one.
+    service_token_file: str = ""
+    # RESOLVED tickets close by themselves this many days after resolution (0: never).
+    auto_close_days: int = 7
