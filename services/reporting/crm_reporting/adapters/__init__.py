@@ -1,0 +1,1 @@
+"""Read-model tables and queries of the reporting service."""

@@ -1,0 +1,10 @@
+"""crm.reporting.v1.ProjectionService over gRPC (thin: parse, call a use case, map the result)."""
+
+from __future__ import annotations
+
+from crm.reporting.v1 import projection_service_pb2_grpc as rpc_grpc
+from crm_reporting.api._base import ReportingServicerBase
+
+
+class ProjectionServicer(ReportingServicerBase, rpc_grpc.ProjectionServiceServicer):
+    pass

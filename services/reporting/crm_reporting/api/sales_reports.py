@@ -1,0 +1,10 @@
+"""crm.reporting.v1.SalesReportService over gRPC (thin: parse, call a use case, map the result)."""
+
+from __future__ import annotations
+
+from crm.reporting.v1 import sales_report_service_pb2_grpc as rpc_grpc
+from crm_reporting.api._base import ReportingServicerBase
+
+
+class SalesReportServicer(ReportingServicerBase, rpc_grpc.SalesReportServiceServicer):
+    pass

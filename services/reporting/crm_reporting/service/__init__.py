@@ -1,0 +1,1 @@
+"""Projections (event handlers) and report queries: one module per area."""

@@ -1,0 +1,10 @@
+"""Durable timer kinds of the reporting service and their handlers (daily score recomputation…)."""
+
+from __future__ import annotations
+
+from crm_reporting.app import ReportingApp
+
+
+def timer_handlers(app: ReportingApp) -> dict:
+    """kind -> async handler(uow, timer)."""
+    return {}
