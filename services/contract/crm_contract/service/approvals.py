@@ -14,7 +14,6 @@ current step gets NOT_FOUND, exactly as if the target did not exist.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +31,7 @@ from crm_contract.service.contract_snapshots import money
 from crm_shared.access import Scope, ScopeGrant
 from crm_shared.aip.etag import check_etag
 from crm_shared.aip.fieldmask import resolve_update_mask
-from crm_shared.aip.paging import clamp_page_size, query_fingerprint
+from crm_shared.aip.paging import Page, clamp_page_size, query_fingerprint
 from crm_shared.errors import FailedPrecondition, NotFound
 from crm_shared.ids import new_id
 from crm_shared.principal import Principal
@@ -44,12 +43,6 @@ SUBJECT_APPROVAL_COMPLETED = "crm.contract.approval.completed"
 
 # Besides approvals.read, an approval of a payment is money detail: it also needs payments.read.
 _EXTRA_READ_RESOURCE = {TargetType.PAYMENT: "payments"}
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list
-    next_page_token: str
 
 
 def workflow_not_found(name: str) -> NotFound:

@@ -12,7 +12,6 @@ and EXPIRY_TIMER (the day after end_date, 00:00 UTC); service/renewals.py handle
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,7 +32,7 @@ from crm_contract.service.contract_snapshots import snapshot, timestamp
 from crm_shared import timers
 from crm_shared.aip.etag import check_etag
 from crm_shared.aip.fieldmask import resolve_update_mask
-from crm_shared.aip.paging import clamp_page_size, parse_order_by, query_fingerprint
+from crm_shared.aip.paging import Page, parse_list_request
 from crm_shared.errors import FailedPrecondition, NotFound, Violations
 from crm_shared.ids import new_id
 from crm_shared.principal import Principal
@@ -71,12 +70,6 @@ OUTPUT_ONLY_FIELDS = frozenset(
         "etag",
     }
 )
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Contract]
-    next_page_token: str
 
 
 def contract_not_found(contract_id: str) -> NotFound:
@@ -219,18 +212,23 @@ async def list_contracts(
     order_by: str,
 ) -> Page:
     grant = deps.policy.grant(principal, CONTRACTS, "read")
-    limit = clamp_page_size(page_size)
-    order = parse_order_by(order_by, allowed=ORDERABLE, default=DEFAULT_ORDER)
-    where = CONTRACT_FILTERS.compile(filter_text)
     # A token is bound to its query and caller: not replayable with another filter or by someone else.
-    query = query_fingerprint(CONTRACTS, filter_text.strip(), order.canonical, principal.subject)
-    after = deps.page_tokens.decode(page_token, query=query) if page_token else None
-    rows = await ContractRepository(session).list(
-        grant, where=where, sort=sort_keys(order.fields), after=after, limit=limit + 1
+    req = parse_list_request(
+        deps.page_tokens,
+        collection=CONTRACTS,
+        caller=principal.subject,
+        page_size=page_size,
+        page_token=page_token,
+        filter_text=filter_text,
+        filters=CONTRACT_FILTERS,
+        order_by=order_by,
+        orderable=ORDERABLE,
+        default_order=DEFAULT_ORDER,
     )
-    page, more = rows[:limit], len(rows) > limit
-    token = deps.page_tokens.encode(sort_values(page[-1], order.fields), query=query) if more else ""
-    return Page(page, token)
+    rows = await ContractRepository(session).list(
+        grant, where=req.where, sort=sort_keys(req.order.fields), after=req.after, limit=req.limit + 1
+    )
+    return req.page(rows, deps.page_tokens, key=lambda c: sort_values(c, req.order.fields))
 
 
 # --- changing a draft -------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from crm_contract.service.payment_events import SUBJECT_PLAN_SET, emit_installme
 from crm_shared import timers
 from crm_shared.access import ScopeGrant
 from crm_shared.aip.etag import check_etag
-from crm_shared.aip.paging import clamp_page_size, query_fingerprint
+from crm_shared.aip.paging import Page, clamp_page_size, query_fingerprint
 from crm_shared.errors import FailedPrecondition, NotFound
 from crm_shared.ids import new_id
 from crm_shared.principal import Principal
@@ -59,12 +59,6 @@ class InstallmentRow:
     owner: str
     team: str
     currency: str
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list
-    next_page_token: str
 
 
 def contract_not_found(contract_id: str) -> NotFound:

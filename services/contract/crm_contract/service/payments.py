@@ -51,7 +51,7 @@ from crm_contract.service.payment_events import (
 from crm_contract.service.payment_plans import Page, cancel_timers, schedule_timers, visible_contract
 from crm_shared.access import ScopeGrant
 from crm_shared.aip.etag import check_etag
-from crm_shared.aip.paging import clamp_page_size, parse_order_by, query_fingerprint
+from crm_shared.aip.paging import parse_list_request
 from crm_shared.errors import FailedPrecondition, InvalidArgument, NotFound
 from crm_shared.ids import new_id
 from crm_shared.principal import Principal
@@ -284,25 +284,32 @@ async def list_payments(
     order_by: str,
 ) -> Page:
     grant = deps.policy.grant(principal, PAYMENTS, "read")
-    limit = clamp_page_size(page_size)
-    order = parse_order_by(order_by, allowed=PAYMENT_ORDERABLE, default=DEFAULT_PAYMENT_ORDER)
-    where = PAYMENT_FILTERS.compile(filter_text)
-    query = query_fingerprint("payments", filter_text.strip(), order.canonical, principal.subject)
-    after = deps.page_tokens.decode(page_token, query=query) if page_token else None
+    req = parse_list_request(
+        deps.page_tokens,
+        collection="payments",
+        caller=principal.subject,
+        page_size=page_size,
+        page_token=page_token,
+        filter_text=filter_text,
+        filters=PAYMENT_FILTERS,
+        order_by=order_by,
+        orderable=PAYMENT_ORDERABLE,
+        default_order=DEFAULT_PAYMENT_ORDER,
+    )
     repo = PaymentRepository(session)
     rows = await repo.list_payments(
-        grant, where=where, sort=sort_keys(payments_table, order.fields), after=after, limit=limit + 1
+        grant,
+        where=req.where,
+        sort=sort_keys(payments_table, req.order.fields),
+        after=req.after,
+        limit=req.limit + 1,
     )
-    page, more = rows[:limit], len(rows) > limit
-    token = ""
-    if more:
-        last = page[-1]
-        token = deps.page_tokens.encode([getattr(last, f) for f, _ in order.fields] + [last.id], query=query)
+    page = req.page(rows, deps.page_tokens)
     names: dict[str, dict[str, str]] = {}
-    for payment in page:
+    for payment in page.items:
         if payment.contract_id not in names and payment.allocations:
             names[payment.contract_id] = _names(await repo.installments_of(payment.contract_id))
-    return Page([PaymentView(p, names.get(p.contract_id, {})) for p in page], token)
+    return Page([PaymentView(p, names.get(p.contract_id, {})) for p in page.items], page.next_page_token)
 
 
 async def decide_payment(

@@ -8,7 +8,7 @@ adding, changing or removing one needs `update` on campaigns.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -28,19 +28,13 @@ from crm_sales.domain import campaigns as rules
 from crm_sales.domain.campaigns import Campaign, CampaignInput, Member, Response, Stats
 from crm_shared.aip.etag import check_etag
 from crm_shared.aip.fieldmask import resolve_update_mask
-from crm_shared.aip.paging import clamp_page_size, parse_order_by, query_fingerprint
+from crm_shared.aip.paging import Page, clamp_page_size, parse_list_request, parse_order_by, query_fingerprint
 from crm_shared.errors import AlreadyExists, InvalidArgument, NotFound
 from crm_shared.ids import new_id
 from crm_shared.principal import Principal
 
 CAMPAIGNS = "campaigns"
 SUBJECT_RESPONSE_RECORDED = "crm.sales.campaign.response_recorded"
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list
-    next_page_token: str
 
 
 def campaign_not_found(name: str) -> NotFound:
@@ -93,20 +87,22 @@ async def list_campaigns(
     order_by: str,
 ) -> Page:
     deps.policy.grant(principal, CAMPAIGNS, "read")
-    limit = clamp_page_size(page_size)
-    order = parse_order_by(order_by, allowed=CAMPAIGN_ORDERABLE, default=DEFAULT_ORDER)
-    where = CAMPAIGN_FILTERS.compile(filter_text)
-    query = query_fingerprint("campaigns", filter_text.strip(), order.canonical, principal.subject)
-    after = deps.page_tokens.decode(page_token, query=query) if page_token else None
-    rows = await CampaignRepository(session).list(
-        where=where, sort=sort_keys(campaigns, order.fields), after=after, limit=limit + 1
+    req = parse_list_request(
+        deps.page_tokens,
+        collection="campaigns",
+        caller=principal.subject,
+        page_size=page_size,
+        page_token=page_token,
+        filter_text=filter_text,
+        filters=CAMPAIGN_FILTERS,
+        order_by=order_by,
+        orderable=CAMPAIGN_ORDERABLE,
+        default_order=DEFAULT_ORDER,
     )
-    page, more = rows[:limit], len(rows) > limit
-    token = ""
-    if more:
-        last = page[-1]
-        token = deps.page_tokens.encode([getattr(last, f) for f, _ in order.fields] + [last.id], query=query)
-    return Page(page, token)
+    rows = await CampaignRepository(session).list(
+        where=req.where, sort=sort_keys(campaigns, req.order.fields), after=req.after, limit=req.limit + 1
+    )
+    return req.page(rows, deps.page_tokens)
 
 
 async def update_campaign(

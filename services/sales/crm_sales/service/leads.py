@@ -21,7 +21,12 @@ from crm_sales.domain.leads import AssignmentRule, Lead, LeadInput, RuleInput
 from crm_shared.access import AccessPolicy, Scope, ScopeGrant
 from crm_shared.aip.etag import check_etag
 from crm_shared.aip.fieldmask import resolve_update_mask
-from crm_shared.aip.paging import PageTokenCodec, clamp_page_size, parse_order_by, query_fingerprint
+from crm_shared.aip.paging import (
+    PageTokenCodec,
+    clamp_page_size,
+    parse_list_request,
+    query_fingerprint,
+)
 from crm_shared.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied
 from crm_shared.ids import new_id
 from crm_shared.pii.codec import PersonalDataCodec
@@ -189,21 +194,24 @@ async def list_leads(
     order_by: str,
 ) -> LeadPage:
     grant = deps.policy.grant(principal, RESOURCE, "read")
-    limit = clamp_page_size(page_size)
-    order = parse_order_by(order_by, allowed=ORDERABLE, default=DEFAULT_ORDER)
     repo = LeadRepository(session, deps.codec)
-    where = lead_filter_schema(repo, deps.phone_region).compile(filter_text)
-    query = query_fingerprint("leads", filter_text.strip(), order.canonical, principal.subject)
-    after = deps.page_tokens.decode(page_token, query=query) if page_token else None
-    rows = await repo.list(grant, where=where, sort=sort_keys(order.fields), after=after, limit=limit + 1)
-    page, more = rows[:limit], len(rows) > limit
-    next_token = ""
-    if more:
-        last = page[-1]
-        next_token = deps.page_tokens.encode(
-            [getattr(last, name) for name, _ in order.fields] + [last.id], query=query
-        )
-    return LeadPage(page, next_token)
+    req = parse_list_request(
+        deps.page_tokens,
+        collection="leads",
+        caller=principal.subject,
+        page_size=page_size,
+        page_token=page_token,
+        filter_text=filter_text,
+        filters=lead_filter_schema(repo, deps.phone_region),
+        order_by=order_by,
+        orderable=ORDERABLE,
+        default_order=DEFAULT_ORDER,
+    )
+    rows = await repo.list(
+        grant, where=req.where, sort=sort_keys(req.order.fields), after=req.after, limit=req.limit + 1
+    )
+    page = req.page(rows, deps.page_tokens)
+    return LeadPage(page.items, page.next_page_token)
 
 
 async def _load_for_write(uow, deps: LeadDeps, grant: ScopeGrant, lead_id: str, etag: str) -> Lead:

@@ -33,7 +33,7 @@ from crm_sales.service.pipelines import resolve_pipeline
 from crm_shared.access import ScopeGrant
 from crm_shared.aip.etag import check_etag
 from crm_shared.aip.fieldmask import resolve_update_mask
-from crm_shared.aip.paging import clamp_page_size, parse_order_by, query_fingerprint
+from crm_shared.aip.paging import parse_list_request
 from crm_shared.errors import NotFound
 from crm_shared.ids import new_id
 from crm_shared.principal import Principal
@@ -104,24 +104,31 @@ async def list_opportunities(
     order_by: str,
 ) -> OpportunityPage:
     visible = readable(app, principal)
-    limit = clamp_page_size(page_size)
-    order = parse_order_by(order_by, allowed=tuple(ORDERABLE), default=DEFAULT_ORDER)
-    where = opportunity_filter_schema().compile(filter_text)
     # A token is bound to its query and caller: not replayable with another filter or by someone else.
-    query = query_fingerprint("opportunities", filter_text.strip(), order.canonical, principal.subject)
-    after = app.page_tokens.decode(page_token, query=query) if page_token else None
-    rows = await OpportunityRepository(session).list(
-        visible, where=where, sort=sort_keys(order.fields), after=after, limit=limit + 1
+    req = parse_list_request(
+        app.page_tokens,
+        collection="opportunities",
+        caller=principal.subject,
+        page_size=page_size,
+        page_token=page_token,
+        filter_text=filter_text,
+        filters=opportunity_filter_schema(),
+        order_by=order_by,
+        orderable=tuple(ORDERABLE),
+        default_order=DEFAULT_ORDER,
     )
-    page, more = rows[:limit], len(rows) > limit
-    next_token = ""
-    if more:
-        last = page[-1]
-        attribute = {"amount": "amount_minor"}
-        next_token = app.page_tokens.encode(
-            [getattr(last, attribute.get(name, name)) for name, _ in order.fields] + [last.id], query=query
-        )
-    return OpportunityPage(page, next_token)
+    rows = await OpportunityRepository(session).list(
+        visible, where=req.where, sort=sort_keys(req.order.fields), after=req.after, limit=req.limit + 1
+    )
+    attribute = {"amount": "amount_minor"}
+    page = req.page(
+        rows,
+        app.page_tokens,
+        key=lambda last: (
+            [getattr(last, attribute.get(name, name)) for name, _ in req.order.fields] + [last.id]
+        ),
+    )
+    return OpportunityPage(page.items, page.next_page_token)
 
 
 # --- commands -----------------------------------------------------------------------------------

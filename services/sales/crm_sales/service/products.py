@@ -7,7 +7,6 @@ managers change it (the access policy's scope is all-or-nothing here).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,19 +30,13 @@ from crm_sales.domain.products import (
 )
 from crm_shared.aip.etag import check_etag
 from crm_shared.aip.fieldmask import resolve_update_mask
-from crm_shared.aip.paging import clamp_page_size, parse_order_by, query_fingerprint
+from crm_shared.aip.paging import Page, clamp_page_size, parse_order_by, query_fingerprint
 from crm_shared.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound, Violations
 from crm_shared.ids import new_id
 from crm_shared.principal import Principal
 
 PRODUCTS = "products"
 PRICE_BOOKS = "price_books"
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list
-    next_page_token: str
 
 
 def product_not_found(name: str) -> NotFound:

@@ -14,7 +14,6 @@ so correctness never depends on the timer worker's latency.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,7 +37,7 @@ from crm_sales.domain.quotes import Catalog, CatalogProduct, Order, Quote, Quote
 from crm_shared import timers
 from crm_shared.aip.etag import check_etag
 from crm_shared.aip.fieldmask import resolve_update_mask
-from crm_shared.aip.paging import clamp_page_size, parse_order_by, query_fingerprint
+from crm_shared.aip.paging import Page, parse_list_request
 from crm_shared.errors import Aborted, FailedPrecondition, NotFound, Violations
 from crm_shared.ids import new_id
 from crm_shared.principal import Principal
@@ -48,12 +47,6 @@ ORDERS = "orders"
 EXPIRY_TIMER = "sales.quote.expire"
 SUBJECT_QUOTE_ACCEPTED = "crm.sales.quote.accepted"
 SUBJECT_ORDER_CREATED = "crm.sales.order.created"
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list
-    next_page_token: str
 
 
 def quote_not_found(name: str) -> NotFound:
@@ -157,21 +150,27 @@ async def list_quotes(
     order_by: str,
 ) -> Page:
     grant = deps.policy.grant(principal, QUOTES, "read")
-    limit = clamp_page_size(page_size)
-    order = parse_order_by(order_by, allowed=QUOTE_ORDERABLE, default=DEFAULT_ORDER)
-    where = QUOTE_FILTERS.compile(filter_text)
     # A token is bound to its query and caller: not replayable with another filter or by someone else.
-    query = query_fingerprint("quotes", filter_text.strip(), order.canonical, principal.subject)
-    after = deps.page_tokens.decode(page_token, query=query) if page_token else None
-    rows = await QuoteRepository(session).list_quotes(
-        grant, where=where, sort=sort_keys(quotes_table, order.fields), after=after, limit=limit + 1
+    req = parse_list_request(
+        deps.page_tokens,
+        collection="quotes",
+        caller=principal.subject,
+        page_size=page_size,
+        page_token=page_token,
+        filter_text=filter_text,
+        filters=QUOTE_FILTERS,
+        order_by=order_by,
+        orderable=QUOTE_ORDERABLE,
+        default_order=DEFAULT_ORDER,
     )
-    page, more = rows[:limit], len(rows) > limit
-    token = ""
-    if more:
-        last = page[-1]
-        token = deps.page_tokens.encode([getattr(last, f) for f, _ in order.fields] + [last.id], query=query)
-    return Page(page, token)
+    rows = await QuoteRepository(session).list_quotes(
+        grant,
+        where=req.where,
+        sort=sort_keys(quotes_table, req.order.fields),
+        after=req.after,
+        limit=req.limit + 1,
+    )
+    return req.page(rows, deps.page_tokens)
 
 
 async def update_quote(
@@ -418,20 +417,26 @@ async def list_orders(
     order_by: str,
 ) -> Page:
     grant = deps.policy.grant(principal, ORDERS, "read")
-    limit = clamp_page_size(page_size)
-    order = parse_order_by(order_by, allowed=ORDER_ORDERABLE, default=DEFAULT_ORDER)
-    where = ORDER_FILTERS.compile(filter_text)
-    query = query_fingerprint("orders", filter_text.strip(), order.canonical, principal.subject)
-    after = deps.page_tokens.decode(page_token, query=query) if page_token else None
-    rows = await QuoteRepository(session).list_orders(
-        grant, where=where, sort=sort_keys(orders_table, order.fields), after=after, limit=limit + 1
+    req = parse_list_request(
+        deps.page_tokens,
+        collection="orders",
+        caller=principal.subject,
+        page_size=page_size,
+        page_token=page_token,
+        filter_text=filter_text,
+        filters=ORDER_FILTERS,
+        order_by=order_by,
+        orderable=ORDER_ORDERABLE,
+        default_order=DEFAULT_ORDER,
     )
-    page, more = rows[:limit], len(rows) > limit
-    token = ""
-    if more:
-        last = page[-1]
-        token = deps.page_tokens.encode([getattr(last, f) for f, _ in order.fields] + [last.id], query=query)
-    return Page(page, token)
+    rows = await QuoteRepository(session).list_orders(
+        grant,
+        where=req.where,
+        sort=sort_keys(orders_table, req.order.fields),
+        after=req.after,
+        limit=req.limit + 1,
+    )
+    return req.page(rows, deps.page_tokens)
 
 
 async def change_order(

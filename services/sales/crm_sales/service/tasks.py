@@ -11,7 +11,6 @@ timer, e.g. one racing an update, is ignored).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,7 +29,7 @@ from crm_sales.domain.tasks import AgendaView, Task, TaskInput
 from crm_shared import timers
 from crm_shared.aip.etag import check_etag
 from crm_shared.aip.fieldmask import resolve_update_mask
-from crm_shared.aip.paging import clamp_page_size, parse_order_by, query_fingerprint
+from crm_shared.aip.paging import Page, clamp_page_size, parse_order_by, query_fingerprint
 from crm_shared.errors import NotFound
 from crm_shared.ids import new_id
 from crm_shared.principal import Principal
@@ -38,12 +37,6 @@ from crm_shared.principal import Principal
 TASKS = "tasks"
 REMINDER_TIMER = "sales.task.reminder"
 SUBJECT_TASK_DUE = "crm.sales.task.due"
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list
-    next_page_token: str
 
 
 def task_not_found(name: str) -> NotFound:
