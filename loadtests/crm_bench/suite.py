@@ -25,6 +25,8 @@ SUITES = [
     "payments",
     "tickets",
     "knowledge",
+    "funnel",
+    "reporting_lag",
 ]
 
 

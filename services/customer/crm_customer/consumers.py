@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from crm.contract.v1 import events_pb2 as contract_pb
+from crm.reporting.v1 import events_pb2 as reporting_pb
 from crm.sales.v1 import events_pb2 as sales_pb
 from crm_customer.app import CustomerApp
-from crm_customer.service import deals
+from crm_customer.service import deals, scores
 from crm_shared.events.consumer import EventConsumer
 from crm_shared.events.envelope import EventEnvelope, occurred_at
 from crm_shared.events.streams import ensure_stream, stream_for_service
@@ -24,6 +25,9 @@ SUBJECT_OPPORTUNITY_WON = "crm.sales.opportunity.won"
 SUBJECT_CONTRACT_SIGNED = "crm.contract.contract.signed"
 SALES_CONSUMER = "customer-deals-sales"
 CONTRACT_CONSUMER = "customer-deals-contract"
+# Scores from the reporting service (tier from the ABC class, health score).
+SUBJECT_CUSTOMER_SCORED = "crm.reporting.customer.scored"
+SCORES_CONSUMER = "customer-reporting-scores"
 
 
 def _when(uow, envelope: EventEnvelope, stamp) -> datetime:
@@ -91,6 +95,39 @@ class DealConsumers:
         await self.sales.stop()
 
 
+class ScoreConsumer:
+    """Worker: ensures CRM_REPORTING, then applies CustomerScored (service.scores)."""
+
+    def __init__(self, app: CustomerApp, **consumer_options) -> None:
+        self.app = app
+        self.name = SCORES_CONSUMER
+        self.consumer = EventConsumer(
+            app.db,
+            app.uow_factory.tables,
+            app.js,
+            service="customer",
+            name=SCORES_CONSUMER,
+            stream=stream_for_service("reporting").name,
+            filter_subjects=[SUBJECT_CUSTOMER_SCORED],
+            clock=app.clock,
+            uow_factory=app.uow_factory,
+            **consumer_options,
+        )
+        deps = app.deps
+
+        async def scored(uow, envelope: EventEnvelope, payload: reporting_pb.CustomerScored) -> None:
+            await scores.apply_score(uow, deps, payload)
+
+        self.consumer.on(reporting_pb.CustomerScored, scored)
+
+    async def start(self) -> None:
+        await ensure_stream(self.app.js, stream_for_service("reporting"))
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+
 def event_consumers(app: CustomerApp) -> list:
-    """EventConsumer workers (deals from sales and contract)."""
-    return [DealConsumers(app)]
+    """EventConsumer workers (deals from sales and contract, scores from reporting)."""
+    return [DealConsumers(app), ScoreConsumer(app)]

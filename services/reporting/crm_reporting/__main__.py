@@ -1,13 +1,63 @@
-"""python -m crm_reporting: run the reporting service until SIGTERM."""
+"""python -m crm_reporting: run the reporting service until SIGTERM.
 
-from crm_reporting.bootstrap import build
-from crm_reporting.config import ReportingSettings
-from crm_shared.runtime import run_service
+python -m crm_reporting rebuild --database-url URL [--nats-url URL] [--force]: replay every
+source stream into a fresh database (see crm_reporting.service.rebuild).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
 
 
-def main() -> None:
+def _rebuild(argv: list[str]) -> int:
+    from crm_reporting.config import ReportingSettings
+
+    defaults = ReportingSettings()
+    parser = argparse.ArgumentParser(prog="python -m crm_reporting rebuild")
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--nats-url", default=defaults.nats_url)
+    parser.add_argument(
+        "--force", action="store_true", help="empty a database that already holds read models"
+    )
+    args = parser.parse_args(argv)
+
+    async def run() -> int:
+        import nats
+
+        from crm_reporting.service.rebuild import RebuildRefused, rebuild
+
+        nc = await nats.connect(args.nats_url)
+        try:
+            result = await rebuild(
+                args.database_url,
+                nc.jetstream(),
+                force=args.force,
+                settings=ReportingSettings(database_url=args.database_url, nats_url=args.nats_url),
+                progress=lambda line: print(line, flush=True),
+            )
+        except RebuildRefused as exc:
+            print(f"rebuild refused: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await nc.close()
+        return 1 if result.failed else 0
+
+    return asyncio.run(run())
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "rebuild":
+        return _rebuild(argv[1:])
+    from crm_reporting.bootstrap import build
+    from crm_reporting.config import ReportingSettings
+    from crm_shared.runtime import run_service
+
     run_service(ReportingSettings(), build)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,5 +6,7 @@ from crm_reporting.app import ReportingApp
 
 
 def timer_handlers(app: ReportingApp) -> dict:
-    """kind -> async handler(uow, timer)."""
-    return {}
+    """kind -> async handler(uow, timer): "reporting.analytics.daily" recomputes every customer's scores."""
+    from crm_reporting.service import analytics
+
+    return {**analytics.timer_handlers(app)}

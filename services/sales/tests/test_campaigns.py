@@ -357,3 +357,30 @@ async def test_invalid_input_is_invalid_argument_with_field_paths(campaigns, as_
         campaigns.ListCampaigns(pb.ListCampaignsRequest(filter="status = RUNNING"), metadata=marketing),
         grpc.StatusCode.INVALID_ARGUMENT,
     )
+
+
+async def test_campaign_created_and_updated_are_published_with_budget(campaigns, as_user, nats_server):
+    marketing = as_user("marketing", "mia", team="mkt")
+    campaign = await new_campaign(campaigns, marketing, budget=250_000)
+    await campaigns.UpdateCampaign(
+        pb.UpdateCampaignRequest(
+            campaign=pb.Campaign(name=campaign.name, budget=cny(300_000), etag=campaign.etag),
+            update_mask=field_mask_pb2.FieldMask(paths=["budget"]),
+        ),
+        metadata=marketing,
+    )
+    nc = await connect_nats(nats_server.url)
+    try:
+        events = await wait_for_envelopes(nc.jetstream(), STREAM, resource=campaign.name, count=2)
+    finally:
+        await nc.close()
+    assert [e.type for e in events] == ["crm.sales.v1.CampaignCreated", "crm.sales.v1.CampaignUpdated"]
+    created, updated = events_pb2.CampaignCreated(), events_pb2.CampaignUpdated()
+    events[0].payload.Unpack(created)
+    events[1].payload.Unpack(updated)
+    assert created.campaign.name == campaign.name
+    assert created.campaign.display_name == "Spring trade fair"
+    assert created.campaign.channel == "EVENT" and created.campaign.status == "PLANNED"
+    assert (created.campaign.budget.currency_code, created.campaign.budget.amount_minor) == ("CNY", 250_000)
+    assert created.campaign.start_time.ToDatetime(tzinfo=UTC) == datetime(2026, 4, 1, tzinfo=UTC)
+    assert updated.campaign.budget.amount_minor == 300_000 and list(updated.changed_fields) == ["budget"]

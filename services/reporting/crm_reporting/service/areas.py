@@ -5,4 +5,20 @@ Each module has `register(registry, app)`; see crm_reporting.projection_registry
 
 from __future__ import annotations
 
-REGISTRARS: list = []
+from crm_reporting.service import (
+    agenda,
+    analytics,
+    contract_projection,
+    customer_projection,
+    sales_projection,
+    service_projection,
+)
+
+REGISTRARS: list = [
+    customer_projection.register,
+    sales_projection.register,
+    contract_projection.register,
+    service_projection.register,
+    agenda.register,
+    analytics.register,
+]

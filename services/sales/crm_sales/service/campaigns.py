@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm.common.v1 import money_pb2
 from crm.sales.v1 import events_pb2
 from crm_sales.adapters.campaign_repository import (
     CAMPAIGN_FILTERS,
@@ -35,6 +36,24 @@ from crm_shared.principal import Principal
 
 CAMPAIGNS = "campaigns"
 SUBJECT_RESPONSE_RECORDED = "crm.sales.campaign.response_recorded"
+SUBJECT_CAMPAIGN_CREATED = "crm.sales.campaign.created"
+SUBJECT_CAMPAIGN_UPDATED = "crm.sales.campaign.updated"
+
+
+def campaign_snapshot(c: Campaign) -> events_pb2.CampaignSnapshot:
+    """What reporting needs of a campaign (cost per lead, acquisition cost): no personal data."""
+    snapshot = events_pb2.CampaignSnapshot(
+        name=c.name,
+        display_name=c.display_name,
+        channel=str(c.channel.name),
+        budget=money_pb2.Money(currency_code=c.budget_currency, amount_minor=c.budget),
+        status=str(c.status.name),
+    )
+    if c.start_time is not None:
+        snapshot.start_time.FromDatetime(c.start_time)
+    if c.end_time is not None:
+        snapshot.end_time.FromDatetime(c.end_time)
+    return snapshot
 
 
 def campaign_not_found(name: str) -> NotFound:
@@ -68,6 +87,11 @@ async def create_campaign(uow, deps, principal: Principal, data: CampaignInput) 
     deps.policy.grant(principal, CAMPAIGNS, "create")
     campaign = rules.new_campaign(data, campaign_id=new_id(), owner=principal.subject, now=uow.now)
     await CampaignRepository(uow.session).add(campaign)
+    uow.emit(
+        SUBJECT_CAMPAIGN_CREATED,
+        events_pb2.CampaignCreated(campaign=campaign_snapshot(campaign)),
+        resource=campaign.name,
+    )
     uow.audit("created", campaign.name, ["display_name", "channel", "budget"])
     return campaign
 
@@ -117,6 +141,11 @@ async def update_campaign(
     if not changed:
         return current
     await CampaignRepository(uow.session).save(updated, expected_row_version=current.row_version)
+    uow.emit(
+        SUBJECT_CAMPAIGN_UPDATED,
+        events_pb2.CampaignUpdated(campaign=campaign_snapshot(updated), changed_fields=list(changed)),
+        resource=updated.name,
+    )
     uow.audit("updated", updated.name, changed)
     return updated
 
