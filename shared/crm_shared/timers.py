@@ -109,6 +109,35 @@ async def schedule(
     )
 
 
+async def schedule_unless_pending(
+    uow: UnitOfWork, kind: str, key: str, due_at: datetime, payload: Mapping[str, Any] | None = None
+) -> None:
+    """Create the (kind, key) timer at `due_at` unless one is pending, whose deadline is then kept.
+
+    For debounced work ("re-rank within 10 s of the first change"): `schedule` would move the
+    deadline on every change and, under steady load, never fire. The no-op update on conflict
+    takes the row's lock, so a scheduler claiming the timer at this moment (FOR UPDATE SKIP
+    LOCKED) skips it until this transaction commits and the work it fires sees this
+    transaction's rows; one that already claimed (deleted) it makes this insert wait for its
+    commit and then create a new timer, so no change is left without a pass after it.
+    """
+    if due_at.tzinfo is None:
+        raise ValueError("due_at must be timezone-aware")
+    timers = _timers_table(uow)
+    insert = _insert_for(uow.session)(timers).values(
+        kind=kind,
+        key=key,
+        due_at=due_at,
+        payload=dict(payload or {}),
+        attempts=0,
+        last_error=None,
+        created_at=uow.now,
+    )
+    await uow.session.execute(
+        insert.on_conflict_do_update(index_elements=["kind", "key"], set_={"due_at": timers.c.due_at})
+    )
+
+
 async def cancel(uow: UnitOfWork, kind: str, key: str) -> bool:
     """Remove the (kind, key) timer if it exists; returns whether one was there."""
     timers = _timers_table(uow)

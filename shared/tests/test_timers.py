@@ -16,7 +16,16 @@ from crm_shared.clock import ManualClock, SystemClock
 from crm_shared.db.engine import Database
 from crm_shared.db.uow import UnitOfWork, UnitOfWorkFactory
 from crm_shared.ids import new_id
-from crm_shared.timers import Timer, TimerScheduler, cancel, get_timer, parked_timers, retry_parked, schedule
+from crm_shared.timers import (
+    Timer,
+    TimerScheduler,
+    cancel,
+    get_timer,
+    parked_timers,
+    retry_parked,
+    schedule,
+    schedule_unless_pending,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -246,3 +255,24 @@ async def test_the_running_worker_fires_a_timer_at_its_time_without_a_batch(db):
     finally:
         await scheduler.stop()
     assert not scheduler.running
+
+
+async def test_a_debounced_timer_keeps_its_first_deadline_under_steady_changes_and_fires_once(db, clock):
+    handler = NoteWriter()
+    scheduler = TimerScheduler(db, tables, factory(db, clock), clock=clock, handlers={"t.rerank": handler})
+    for minute in range(5):  # a change every minute, each asking for a pass 10 minutes later
+        clock.set(T0 + timedelta(minutes=minute))
+        async with factory(db, clock)() as uow:
+            await schedule_unless_pending(uow, "t.rerank", "all", clock.now() + timedelta(minutes=10))
+            await uow.commit()
+    assert (await timer_row(db, "t.rerank", "all")).due_at == T0 + timedelta(minutes=10)
+
+    clock.set(T0 + timedelta(minutes=10))
+    assert await scheduler.run_due() == 1
+    assert await scheduler.run_due() == 0
+    assert await note_texts(db) == ["t.rerank:all"]
+    # After it fired, the next change asks for a new pass.
+    async with factory(db, clock)() as uow:
+        await schedule_unless_pending(uow, "t.rerank", "all", clock.now() + timedelta(minutes=10))
+        await uow.commit()
+    assert (await timer_row(db, "t.rerank", "all")).due_at == T0 + timedelta(minutes=20)

@@ -324,6 +324,126 @@ async def test_every_source_makes_its_reminder_and_completion_removes_it(  # noq
     await wait_agenda(stub, me, {(K.AGENDA_ITEM_KIND_TASK_DUE, task)})
 
 
+async def test_task_completed_deleted_rescheduled_or_reopened_updates_its_reminder(
+    reporting_service, channel, as_user
+):
+    """The sales task events after TaskDue: completion and deletion remove the reminder, a change
+    with the reminder passed moves it (new due time, new assignee), one that moves the reminder
+    into the future hides it until its next TaskDue, reopening brings it back — and an older
+    TaskDue arriving after any of them changes nothing."""
+    js = reporting_service.infrastructure.js
+    send = Publisher(js)
+    stub = pb_grpc.AgendaServiceStub(channel)
+    team, tina, leo = f"south-{uid()}", f"tina-{uid()}", f"leo-{uid()}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    done, moved, deleted, snoozed, reopened = (f"tasks/{uid()}" for _ in range(5))
+    customer = f"customers/{uid()}"
+    tina_me, leo_me = as_user("sales_rep", tina, team=team), as_user("sales_rep", leo, team=team)
+
+    def due(task, at=now, assignee=tina, due_in=timedelta(hours=1)):
+        return send(
+            "sales",
+            "crm.sales.task.due",
+            sales.TaskDue(
+                task=task, assignee=assignee, due_time=ts(now + due_in), related=customer, team=team
+            ),
+            task,
+            at,
+        )
+
+    def snapshot(task, *, assignee=tina, due_in=timedelta(hours=1), remind=now, is_done=False):
+        return sales.TaskSnapshot(
+            name=task,
+            assignee=assignee,
+            owner=tina,
+            team=team,
+            due_time=ts(now + due_in),
+            reminder_time=ts(remind),
+            related=customer,
+            done=is_done,
+        )
+
+    for task in (done, moved, snoozed, reopened):
+        await due(task)
+    await wait_agenda(
+        stub, tina_me, {(K.AGENDA_ITEM_KIND_TASK_DUE, t) for t in (done, moved, snoozed, reopened)}
+    )
+
+    later = now + timedelta(minutes=1)
+    await send(
+        "sales",
+        "crm.sales.task.completed",
+        sales.TaskCompleted(task=snapshot(done, is_done=True)),
+        done,
+        later,
+    )
+    await send(
+        "sales",
+        "crm.sales.task.updated",
+        sales.TaskUpdated(
+            task=snapshot(moved, assignee=leo, due_in=timedelta(hours=5)),
+            changed_fields=["assignee", "due_time"],
+        ),
+        moved,
+        later,
+    )
+    # Deleted before its (older) TaskDue is delivered: it never shows.
+    await send(
+        "sales",
+        "crm.sales.task.deleted",
+        sales.TaskDeleted(task=deleted, assignee=tina, owner=tina, team=team),
+        deleted,
+        later,
+    )
+    await due(deleted)
+    await send(
+        "sales",
+        "crm.sales.task.updated",
+        sales.TaskUpdated(
+            task=snapshot(snoozed, due_in=timedelta(days=2), remind=now + timedelta(days=1)),
+            changed_fields=["due_time"],
+        ),
+        snoozed,
+        later,
+    )
+    await send(
+        "sales",
+        "crm.sales.task.completed",
+        sales.TaskCompleted(task=snapshot(reopened, is_done=True)),
+        reopened,
+        later,
+    )
+    await wait_agenda(stub, tina_me, set())
+    [item] = (await wait_agenda(stub, leo_me, {(K.AGENDA_ITEM_KIND_TASK_DUE, moved)})).items
+    assert item.due_time.ToDatetime(tzinfo=UTC) == now + timedelta(hours=5) and item.user == leo
+    manager = as_user("sales_manager", f"mo-{uid()}", team=team)
+    assert [i.resource for i in (await agenda_of(stub, manager, leo)).items] == [moved]
+
+    # Older TaskDue events (and redeliveries of everything) arriving now change nothing.
+    for task in (done, moved, deleted, snoozed, reopened):
+        await due(task, at=now - timedelta(seconds=1))
+    await send.redeliver()
+    marker = f"tasks/{uid()}"
+    await due(marker, at=later)
+    await wait_agenda(stub, tina_me, {(K.AGENDA_ITEM_KIND_TASK_DUE, marker)})
+    await wait_agenda(stub, leo_me, {(K.AGENDA_ITEM_KIND_TASK_DUE, moved)})
+
+    # The snoozed reminder fires again; the reopened task (reminder passed) is back.
+    again = now + timedelta(minutes=2)
+    await due(snoozed, at=again, due_in=timedelta(days=2))
+    await send(
+        "sales",
+        "crm.sales.task.reopened",
+        sales.TaskReopened(task=snapshot(reopened)),
+        reopened,
+        again,
+    )
+    agenda = await wait_agenda(
+        stub, tina_me, {(K.AGENDA_ITEM_KIND_TASK_DUE, t) for t in (marker, snoozed, reopened)}
+    )
+    assert len(agenda.items) == 3
+
+
 async def test_agenda_scope_and_watch(reporting_service, channel, as_user):
     js = reporting_service.infrastructure.js
     stub = pb_grpc.AgendaServiceStub(channel)

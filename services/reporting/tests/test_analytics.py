@@ -141,7 +141,16 @@ async def population(reporting_service):
     events = [e for d in deals for e in d.events]
     await publish(js, events)
     await wait_applied(app, "reporting-contract", {e.id for e in events})
+    await rerank_now(app)
     return app, js, rita, olga, events, now
+
+
+async def rerank_now(app) -> int:
+    """Run the pending (debounced) ABC/RFM pass now instead of waiting for its timer."""
+    async with app.uow_factory() as uow:
+        changed = await analytics.rerank(uow)
+        await uow.commit()
+    return changed
 
 
 async def test_scores_events_scope_and_analytics(reporting_service, channel, as_user):
@@ -305,3 +314,47 @@ async def test_a_deleted_customer_is_no_longer_scored(reporting_service):
     async with app.uow_factory.read_session() as session:
         assert await analytics.score_of(session, rita[3]) is None
         assert await analytics.score_of(session, rita[2]) is not None
+
+
+async def test_the_rerank_timer_ranks_after_payments_and_keeps_its_deadline(reporting_service, monkeypatch):
+    """The debounced pass runs on the live service's timer scheduler (no direct call), and a pending
+    pass keeps its deadline when more payments arrive (steady load cannot postpone it)."""
+    app, js = the_app(reporting_service), reporting_service.infrastructure.js
+    monkeypatch.setattr(analytics, "RERANK_DELAY", timedelta(seconds=1))
+    now = datetime.now(UTC).replace(microsecond=0)
+    big, small = customer_name(), customer_name()
+    ids = {
+        await create_customer(js, c, owner="rita", team="east", when=now - timedelta(hours=1))
+        for c in (big, small)
+    }
+    await wait_applied(app, "reporting-customer", ids)
+    deals = []
+    for name, amount in ((big, 9000), (small, 100)):
+        deal = Deal(customer=name, owner="rita", team="east", amount=amount).signed(
+            now - timedelta(minutes=20)
+        )
+        deal.pay(now - timedelta(minutes=10), now.date(), [(None, amount)])
+        deals.append(deal)
+    first = deals[0].events
+    await publish(js, first)
+    await wait_applied(app, "reporting-contract", {e.id for e in first})
+    async with app.uow_factory.read_session() as session:
+        pending = await timers.get_timer(
+            session, app.uow_factory.tables, analytics.RERANK_TIMER, analytics.RERANK_KEY
+        )
+    await publish(js, deals[1].events)
+    await wait_applied(app, "reporting-contract", {e.id for e in deals[1].events})
+    async with app.uow_factory.read_session() as session:
+        again = await timers.get_timer(
+            session, app.uow_factory.tables, analytics.RERANK_TIMER, analytics.RERANK_KEY
+        )
+    if pending is not None and again is not None:
+        assert again.due_at == pending.due_at  # not moved by the later payment
+    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    while True:
+        async with app.uow_factory.read_session() as session:
+            scores = {c: await analytics.score_of(session, c) for c in (big, small)}
+        if scores[big] and scores[big].abc_class == A and scores[big].rfm_segment != "new":
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the rerank timer did not rank the payers"
+        await asyncio.sleep(0.2)

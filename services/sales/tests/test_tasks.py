@@ -61,17 +61,24 @@ def tasks(channel):
     return pb_grpc.TaskServiceStub(channel)
 
 
-async def task_due_events(nats_url: str, resource: str, *, expect: int) -> list:
+async def task_events(
+    nats_url: str, resource: str, *, expect: int, subject: str = "crm.sales.task.>"
+) -> list:
+    """The events about `resource` on `subject` (waiting for `expect` of them; 0: none arrive)."""
     nc = await connect_nats(nats_url)
     try:
         js = nc.jetstream()
         if expect:
-            await wait_for_envelopes(js, STREAM, resource=resource, count=expect)
+            await wait_for_envelopes(js, STREAM, subject=subject, resource=resource, count=expect)
         else:
             await asyncio.sleep(0.3)
-        return [env for _, env in await stream_envelopes(js, STREAM) if env.subject == resource]
+        return [env for _, env in await stream_envelopes(js, STREAM, subject) if env.subject == resource]
     finally:
         await nc.close()
+
+
+async def task_due_events(nats_url: str, resource: str, *, expect: int) -> list:
+    return await task_events(nats_url, resource, expect=expect, subject="crm.sales.task.due")
 
 
 async def test_reminder_fires_at_its_time_moves_with_due_time_and_is_cancelled_by_complete(  # noqa: PLR0915
@@ -176,6 +183,76 @@ async def test_reminder_fires_at_its_time_moves_with_due_time_and_is_cancelled_b
             assert await task_due_events(nats_server.url, other.name, expect=0) == []
     finally:
         await running.stop(1)
+
+
+async def test_update_complete_reopen_delete_publish_task_events(nats_server, tasks, as_user):
+    """Each change is on CRM_SALES in order, as a TaskSnapshot without subject or description;
+    a no-op update and completing a done task publish nothing."""
+    meta = as_user("sales_rep", "kim", team="north")
+    related = f"customers/{uuid.uuid4()}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    task = await tasks.CreateTask(
+        pb.CreateTaskRequest(
+            task=pb.Task(
+                subject="Call Mrs. Wang on 138-0000-0000",
+                description="private notes",
+                due_time=ts(now + timedelta(hours=2)),
+                reminder_time=ts(now + timedelta(hours=1)),
+                related=related,
+            )
+        ),
+        metadata=meta,
+    )
+    new_due = now + timedelta(days=1)
+    moved = await tasks.UpdateTask(
+        pb.UpdateTaskRequest(
+            task=pb.Task(name=task.name, due_time=ts(new_due), assignee="lea", etag=task.etag),
+            update_mask=field_mask_pb2.FieldMask(paths=["due_time", "assignee"]),
+        ),
+        metadata=meta,
+    )
+    same = await tasks.UpdateTask(
+        pb.UpdateTaskRequest(
+            task=pb.Task(name=task.name, assignee="lea", etag=moved.etag),
+            update_mask=field_mask_pb2.FieldMask(paths=["assignee"]),
+        ),
+        metadata=meta,
+    )
+    assert same.etag == moved.etag  # nothing changed: no event
+    done = await tasks.CompleteTask(pb.CompleteTaskRequest(name=task.name), metadata=meta)
+    await tasks.CompleteTask(pb.CompleteTaskRequest(name=task.name), metadata=meta)  # no-op
+    reopened = await tasks.ReopenTask(pb.ReopenTaskRequest(name=task.name), metadata=meta)
+    await tasks.DeleteTask(pb.DeleteTaskRequest(name=task.name, etag=reopened.etag), metadata=meta)
+
+    # The outbox publishes in commit order: once the deletion is there, every earlier event is.
+    events = await task_events(nats_server.url, task.name, expect=4)
+    assert [e.type for e in events] == [
+        "crm.sales.v1.TaskUpdated",
+        "crm.sales.v1.TaskCompleted",
+        "crm.sales.v1.TaskReopened",
+        "crm.sales.v1.TaskDeleted",
+    ]
+    updated, completed = events_pb2.TaskUpdated(), events_pb2.TaskCompleted()
+    reopened_event, deleted = events_pb2.TaskReopened(), events_pb2.TaskDeleted()
+    for envelope, message in zip(events, (updated, completed, reopened_event, deleted), strict=True):
+        envelope.payload.Unpack(message)
+        assert b"Wang" not in message.SerializeToString() and b"private" not in message.SerializeToString()
+    snap = updated.task
+    assert (snap.name, snap.assignee, snap.owner, snap.team, snap.related, snap.done) == (
+        task.name,
+        "lea",
+        "kim",
+        "north",
+        related,
+        False,
+    )
+    assert snap.due_time.ToDatetime(tzinfo=UTC) == new_due
+    assert snap.reminder_time == task.reminder_time
+    assert sorted(updated.changed_fields) == ["assignee", "due_time"]
+    assert completed.task.done and completed.task.done_time == done.done_time
+    assert completed.task.assignee == "lea" and completed.task.due_time == moved.due_time
+    assert not reopened_event.task.done and not reopened_event.task.HasField("done_time")
+    assert (deleted.task, deleted.assignee, deleted.owner, deleted.team) == (task.name, "lea", "kim", "north")
 
 
 async def test_agenda_views_today_overdue_upcoming_in_the_callers_time_zone(tasks, as_user):

@@ -20,7 +20,6 @@ from crm_reporting.adapters.contract_queries import CONFIRMED
 from crm_reporting.adapters.contract_tables import report_payments
 from crm_reporting.adapters.customer_tables import report_customers
 from crm_reporting.adapters.projection_tables import dialect_insert
-from crm_reporting.adapters.tables import platform
 from crm_shared.aip.paging import SortKey, keyset_after, keyset_order
 
 PAYMENT_KIND = "payment"
@@ -174,6 +173,23 @@ async def customer_info(session, customer: str) -> CustomerInfo | None:
     return None if row is None else CustomerInfo(*row)
 
 
+async def customer_state(session, customer: str) -> tuple[CustomerInfo | None, bool]:
+    """(the live customer or None, whether it was deleted or merged away) in one query."""
+    c = report_customers.c
+    row = (
+        await session.execute(
+            sa.select(
+                c.customer, c.owner, c.team, c.lifecycle_stage, c.create_time, c.deleted, c.merged_into
+            ).where(c.customer == customer)
+        )
+    ).first()
+    if row is None:
+        return None, False
+    if row[5] or row[6]:
+        return None, True
+    return CustomerInfo(*row[:5]), False
+
+
 async def customers(session, predicate=None) -> dict[str, CustomerInfo]:
     """Every live customer (optionally within a data-scope predicate over owner/team)."""
     c = report_customers.c
@@ -272,24 +288,3 @@ async def list_scores(
 async def scores_in_scope(session, predicate) -> list[ScoreRow]:
     stmt = sa.select(customer_scores).where(predicate).order_by(customer_scores.c.customer)
     return [_score(row) for row in (await session.execute(stmt)).mappings().all()]
-
-
-# --- the debounced re-rank ------------------------------------------------------------------------
-
-
-async def ensure_timer(session, kind: str, key: str, due_at: datetime, created_at: datetime) -> None:
-    """Create the (kind, key) durable timer unless one is pending, whose deadline is then KEPT
-    (crm_shared.timers.schedule would move it: under steady load it would never fire).
-
-    The no-op update on conflict takes the row's lock: a scheduler claiming the timer right now
-    (FOR UPDATE SKIP LOCKED on PostgreSQL) skips it until this transaction commits, so the pass it
-    fires sees this transaction's rows; a scheduler that already claimed (and deleted) it makes
-    this insert wait for its commit and then create a new timer — no change is left unranked.
-    """
-    timers = platform.timers
-    insert = dialect_insert(session, timers).values(
-        kind=kind, key=key, due_at=due_at, payload={}, attempts=0, last_error=None, created_at=created_at
-    )
-    await session.execute(
-        insert.on_conflict_do_update(index_elements=["kind", "key"], set_={"due_at": timers.c.due_at})
-    )

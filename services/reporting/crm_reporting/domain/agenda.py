@@ -46,6 +46,12 @@ def task_id(task: str) -> str:
     return f"task:{task}"
 
 
+def task_on_agenda(*, done: bool, reminder_time: datetime | None, event_time: datetime) -> bool:
+    """Whether a task changed at `event_time` is a reminder: open, with its reminder moment passed
+    (TaskDue is published at that moment). Otherwise it waits for its next TaskDue, if any."""
+    return not done and reminder_time is not None and reminder_time <= event_time
+
+
 def lead_id(lead: str) -> str:
     return f"lead:{lead}"
 

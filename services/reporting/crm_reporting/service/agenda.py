@@ -2,8 +2,10 @@
 WatchAgenda use cases.
 
 Each handler turns one event into `put` (a reminder appears or changes) or `complete` (the work
-was done: it disappears). Ids come from crm_reporting.domain.agenda; rows carry the newest event
-time, so redeliveries and late events never duplicate or resurrect a reminder.
+was done: it disappears; `put(done=True)` hides it only until a newer event, e.g. a task whose
+reminder was moved into the future until its next TaskDue). Ids come from
+crm_reporting.domain.agenda; rows carry the newest event time, so redeliveries and late events
+never duplicate or resurrect a reminder.
 """
 
 from __future__ import annotations
@@ -137,6 +139,10 @@ async def ownership_changed(uow, envelope, p: pool.OwnershipChanged) -> None:
 # --- sales --------------------------------------------------------------------------------------
 
 
+def _customer_of(related: str) -> str:
+    return related if related.startswith("customers/") else ""
+
+
 async def task_due(uow, envelope, p: sales.TaskDue) -> None:
     await repo.put(
         uow.session,
@@ -144,10 +150,42 @@ async def task_due(uow, envelope, p: sales.TaskDue) -> None:
         kind=rules.TASK_DUE,
         event_time=occurred_at(envelope),
         user=p.assignee,
+        team=p.team,
         resource=p.task,
-        customer=p.related if p.related.startswith("customers/") else "",
+        customer=_customer_of(p.related),
         title="Task due",
         due_time=_ts(p, "due_time"),
+    )
+
+
+async def task_changed(uow, envelope, p) -> None:
+    """TaskUpdated / TaskCompleted / TaskReopened: the task's state after the change. Open with its
+    reminder moment passed, the reminder moves to the new due time and assignee; otherwise it is
+    hidden (done, or its moved reminder not due yet) as a row of this event time — an older TaskDue
+    arriving late does not bring it back, a newer one (the moved reminder firing) does."""
+    t, when = p.task, occurred_at(envelope)
+    await repo.put(
+        uow.session,
+        id=rules.task_id(t.name),
+        kind=rules.TASK_DUE,
+        event_time=when,
+        user=t.assignee,
+        team=t.team,
+        resource=t.name,
+        customer=_customer_of(t.related),
+        title="Task due",
+        due_time=_ts(t, "due_time"),
+        done=not rules.task_on_agenda(done=t.done, reminder_time=_ts(t, "reminder_time"), event_time=when),
+    )
+
+
+async def task_deleted(uow, envelope, p: sales.TaskDeleted) -> None:
+    await repo.complete(
+        uow.session,
+        [rules.task_id(p.task)],
+        kind=rules.TASK_DUE,
+        event_time=occurred_at(envelope),
+        resource=p.task,
     )
 
 
@@ -365,6 +403,10 @@ def register(registry, app) -> None:
     registry.on("customer", pool.ReclaimWarning, reclaim_warning)
     registry.on("customer", pool.OwnershipChanged, ownership_changed)
     registry.on("sales", sales.TaskDue, task_due)
+    registry.on("sales", sales.TaskUpdated, task_changed)
+    registry.on("sales", sales.TaskCompleted, task_changed)
+    registry.on("sales", sales.TaskReopened, task_changed)
+    registry.on("sales", sales.TaskDeleted, task_deleted)
     registry.on("sales", sales.LeadCreated, lead_created)
     registry.on("sales", sales.LeadAssigned, lead_assigned)
     registry.on("sales", sales.LeadConverted, lead_closed)

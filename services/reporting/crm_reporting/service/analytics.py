@@ -120,10 +120,19 @@ async def _service_summary(session, customer: str, now: datetime):
     return await customer_service_summary(session, customer, now)
 
 
-async def _money_summary(session, customer: str, now: datetime):
-    from crm_reporting.service.contract_projection import customer_money_summary
+async def _overdue(session, customer: str, now: datetime) -> dict[str, int]:
+    """currency -> the customer's unpaid installments due before now's date (every confirmed payment
+    known counts as paid; the contract area's rule, as in customer_money_summary)."""
+    from crm_reporting.adapters import contract_queries
+    from crm_reporting.adapters.contract_tables import report_contracts
 
-    return await customer_money_summary(session, customer, as_of=now.astimezone(UTC).date())
+    as_of = now.astimezone(UTC).date()
+    overdue: dict[str, int] = {}
+    mine = report_contracts.c.customer == customer
+    for position in await contract_queries.installment_positions(session, mine, paid_until=None):
+        if position.outstanding and position.due_date < as_of:
+            overdue[position.currency] = overdue.get(position.currency, 0) + position.outstanding
+    return overdue
 
 
 def _aware(value):
@@ -157,11 +166,11 @@ async def _health(session, customer: str, now: datetime, totals: Totals) -> rule
     """One customer's health as of `now` (every input read as of that moment)."""
     last, last_30, prev_60 = await q.activity_stats(session, customer, now)
     service = await _service_summary(session, customer, now)
-    money = await _money_summary(session, customer, now)
+    overdue = await _overdue(session, customer, now)
     overdue_bp = max(
         (
             rules.overdue_share_bp(amount, totals[cur].total_minor if cur in totals else 0)
-            for cur, amount in money.overdue.items()
+            for cur, amount in overdue.items()
         ),
         default=0,
     )
@@ -250,11 +259,13 @@ async def rescore_customer(uow, customer: str, event_time: datetime) -> None:
     buyer keeps the ABC/RFM of the last pass (a first score of a buyer marks the ranking dirty).
     """
     session = uow.session
-    if not customer or await q.removed_customers(session, [customer]):
+    if not customer:
+        return
+    info, removed = await q.customer_state(session, customer)
+    if removed:
         return
     old = await q.get_score(session, customer)
     now = max(event_time, _aware(old.compute_time)) if old is not None else event_time
-    info = await q.customer_info(session, customer)
     totals = (await q.payment_totals(session, customer)).get(customer, {})
     health = await _health(session, customer, now, totals)
     if not _is_buyer(totals):
@@ -270,7 +281,7 @@ async def rescore_customer(uow, customer: str, event_time: datetime) -> None:
 
 async def mark_ranking_dirty(uow) -> None:
     """Ask for a population pass in RERANK_DELAY, unless one is pending (its deadline is kept)."""
-    await q.ensure_timer(uow.session, RERANK_TIMER, RERANK_KEY, uow.now + RERANK_DELAY, uow.now)
+    await timers.schedule_unless_pending(uow, RERANK_TIMER, RERANK_KEY, uow.now + RERANK_DELAY)
 
 
 async def _population(session):

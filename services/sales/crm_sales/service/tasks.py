@@ -1,5 +1,9 @@
 """Use cases for tasks: one function per command or query.
 
+Events: every change publishes, in its transaction, TaskUpdated / TaskCompleted / TaskReopened /
+TaskDeleted (a TaskSnapshot: ids and non-personal attributes, never subject or description), so
+consumers (the reporting agenda) can move or remove the reminder TaskDue put up.
+
 Reminder: a durable timer (kind `sales.task.reminder`, key = task id) at the task's
 effective reminder moment. Every write that can change that moment calls
 `_sync_reminder`: open task with a reminder -> schedule (moves an existing timer),
@@ -37,10 +41,31 @@ from crm_shared.principal import Principal
 TASKS = "tasks"
 REMINDER_TIMER = "sales.task.reminder"
 SUBJECT_TASK_DUE = "crm.sales.task.due"
+SUBJECT_TASK_UPDATED = "crm.sales.task.updated"
+SUBJECT_TASK_COMPLETED = "crm.sales.task.completed"
+SUBJECT_TASK_REOPENED = "crm.sales.task.reopened"
+SUBJECT_TASK_DELETED = "crm.sales.task.deleted"
 
 
 def task_not_found(name: str) -> NotFound:
     return NotFound(f"{name} not found", reason="TASK_NOT_FOUND", metadata={"resource": name})
+
+
+def task_snapshot(task: Task) -> events_pb2.TaskSnapshot:
+    snapshot = events_pb2.TaskSnapshot(
+        name=task.name,
+        assignee=task.assignee,
+        owner=task.owner,
+        team=task.team,
+        related=task.related,
+        done=task.done,
+    )
+    snapshot.due_time.FromDatetime(task.due_time)
+    if task.effective_reminder is not None:
+        snapshot.reminder_time.FromDatetime(task.effective_reminder)
+    if task.done_time is not None:
+        snapshot.done_time.FromDatetime(task.done_time)
+    return snapshot
 
 
 async def _sync_reminder(uow, task: Task) -> None:
@@ -136,6 +161,11 @@ async def update_task(
     await TaskRepository(uow.session).save(updated, expected_row_version=current.row_version)
     if current.effective_reminder != updated.effective_reminder:
         await _sync_reminder(uow, updated)
+    uow.emit(
+        SUBJECT_TASK_UPDATED,
+        events_pb2.TaskUpdated(task=task_snapshot(updated), changed_fields=list(changed)),
+        resource=updated.name,
+    )
     uow.audit("updated", updated.name, changed)
     return updated
 
@@ -145,6 +175,11 @@ async def delete_task(uow, deps, principal: Principal, task_id: str, etag: str) 
     check_etag(etag, task.id, task.row_version, resource=task.name)
     await TaskRepository(uow.session).remove(task.id)
     await timers.cancel(uow, REMINDER_TIMER, task.id)
+    uow.emit(
+        SUBJECT_TASK_DELETED,
+        events_pb2.TaskDeleted(task=task.name, assignee=task.assignee, owner=task.owner, team=task.team),
+        resource=task.name,
+    )
     uow.audit("deleted", task.name, [])
 
 
@@ -156,6 +191,7 @@ async def complete_task(uow, deps, principal: Principal, task_id: str, etag: str
     done = rules.complete_task(current, now=uow.now)
     await TaskRepository(uow.session).save(done, expected_row_version=current.row_version)
     await timers.cancel(uow, REMINDER_TIMER, done.id)
+    uow.emit(SUBJECT_TASK_COMPLETED, events_pb2.TaskCompleted(task=task_snapshot(done)), resource=done.name)
     uow.audit("completed", done.name, ["done", "done_time"])
     return done
 
@@ -168,6 +204,9 @@ async def reopen_task(uow, deps, principal: Principal, task_id: str, etag: str) 
     at = reopened.effective_reminder
     if at is not None and at > uow.now:
         await _sync_reminder(uow, reopened)
+    uow.emit(
+        SUBJECT_TASK_REOPENED, events_pb2.TaskReopened(task=task_snapshot(reopened)), resource=reopened.name
+    )
     uow.audit("reopened", reopened.name, ["done", "done_time"])
     return reopened
 
@@ -181,7 +220,12 @@ async def fire_reminder(uow, task_id: str, payload: dict) -> bool:
     if at is None or at.isoformat() != payload.get("at"):
         return False
     message = events_pb2.TaskDue(
-        task=task.name, assignee=task.assignee, related=task.related, subject=task.subject
+        task=task.name,
+        assignee=task.assignee,
+        related=task.related,
+        subject=task.subject,
+        owner=task.owner,
+        team=task.team,
     )
     message.due_time.FromDatetime(task.due_time)
     uow.emit(SUBJECT_TASK_DUE, message, resource=task.name)
