@@ -241,3 +241,13 @@ def customer_json(display_name: str, **fields: Any) -> dict[str, Any]:
         "email_addresses": [{"address": f"{unique('buyer')}@acme.example"}],
         **fields,
     }
+
+
+# Fields other services maintain asynchronously: the reporting service's health score may land
+# between two reads of the same customer (without a new etag), so comparisons leave it out.
+ASYNC_CUSTOMER_FIELDS = ("health_score",)
+
+
+def as_written(customer: dict[str, Any]) -> dict[str, Any]:
+    """A customer as the API wrote it, without the fields maintained in the background."""
+    return {k: v for k, v in customer.items() if k not in ASYNC_CUSTOMER_FIELDS}

@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from google.protobuf import field_mask_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from crm.customer.v1 import customer_pb2 as pb
@@ -114,3 +115,61 @@ async def test_a_score_sets_tier_and_health_once_and_older_scores_are_ignored(
     ]
     final = await stub.GetCustomer(rpc.GetCustomerRequest(name=created.name), metadata=admin)
     assert (final.tier, final.health_score) == (pb.CUSTOMER_TIER_B, 55)
+
+
+async def test_a_tier_chosen_by_a_person_wins_and_health_alone_keeps_the_etag(
+    customer_service, stub, as_user
+):
+    js = customer_service.infrastructure.js
+    admin = as_user("admin", "root")
+    created = await stub.CreateCustomer(
+        rpc.CreateCustomerRequest(
+            customer=pb.Customer(
+                kind=pb.CUSTOMER_KIND_COMPANY, display_name="Chosen Ltd", tier=pb.CUSTOMER_TIER_B
+            )
+        ),
+        metadata=admin,
+    )
+
+    async def health_is(value):
+        current = await stub.GetCustomer(rpc.GetCustomerRequest(name=created.name), metadata=admin)
+        return current if current.health_score == value else None
+
+    await publish(js, scored(created.name, reporting_common.ABC_CLASS_C, 40, T))
+    current = await eventually(lambda: health_is(40))
+    assert current, "the health score was not applied"
+    # The person's tier stays; a background health change neither bumps the etag nor publishes.
+    assert (current.tier, current.etag) == (pb.CUSTOMER_TIER_B, created.etag)
+    assert await updates(js, created.name) == []
+
+    # A tier first set by a score is pinned once a person writes it.
+    unset = await stub.CreateCustomer(
+        rpc.CreateCustomerRequest(
+            customer=pb.Customer(kind=pb.CUSTOMER_KIND_COMPANY, display_name="Auto Ltd")
+        ),
+        metadata=admin,
+    )
+    await publish(js, scored(unset.name, reporting_common.ABC_CLASS_A, 80, T))
+
+    async def tier_is(name, tier):
+        current = await stub.GetCustomer(rpc.GetCustomerRequest(name=name), metadata=admin)
+        return current if current.tier == tier else None
+
+    scored_customer = await eventually(lambda: tier_is(unset.name, pb.CUSTOMER_TIER_A))
+    assert scored_customer, "a score sets an unset tier"
+    await stub.UpdateCustomer(
+        rpc.UpdateCustomerRequest(
+            customer=pb.Customer(name=unset.name, tier=pb.CUSTOMER_TIER_A, etag=scored_customer.etag),
+            update_mask=field_mask_pb2.FieldMask(paths=["tier"]),
+        ),
+        metadata=admin,
+    )
+    await publish(js, scored(unset.name, reporting_common.ABC_CLASS_C, 20, T + timedelta(days=1)))
+    assert await eventually(lambda: health_is_of(stub, admin, unset.name, 20)), "health still follows"
+    final = await stub.GetCustomer(rpc.GetCustomerRequest(name=unset.name), metadata=admin)
+    assert final.tier == pb.CUSTOMER_TIER_A
+
+
+async def health_is_of(stub, metadata, name: str, value: int):
+    current = await stub.GetCustomer(rpc.GetCustomerRequest(name=name), metadata=metadata)
+    return current if current.health_score == value else None

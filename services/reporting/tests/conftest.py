@@ -10,6 +10,23 @@ from reporting_testkit import reporting_settings
 
 from crm_reporting.bootstrap import build
 from crm_shared.runtime import start_service
+from crm_shared.testing.fixtures_nats import NatsServer
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory):
+    """A JetStream server per test module (overrides the session-wide one for reporting tests).
+
+    The reporting service consumes every stream from its first message: on the session's shared
+    server it would first have to project every event the other services' tests published
+    earlier, and its read models would hold their data too.
+    """
+    server = NatsServer(tmp_path_factory.mktemp("reporting-nats"))
+    server.start_sync()
+    try:
+        yield server
+    finally:
+        server.stop_sync()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -214,6 +214,12 @@ class CustomerRepository:
         await self.session.execute(sa.insert(customers).values(self._row_values(customer, cipher)))
         await self._write_children(customer)
 
+    async def pin_tier(self, customer_id: str) -> None:
+        """The tier was chosen by a person: scores stop setting it (crm_customer.service.scores)."""
+        await self.session.execute(
+            sa.update(customers).where(customers.c.id == customer_id).values(tier_by_score=False)
+        )
+
     async def save(self, customer: Customer, *, expected_version: int) -> None:
         """Optimistic concurrency: the row must still be at expected_version, else ABORTED."""
         values = self._row_values(customer, await self.cipher_for(customer.id))

@@ -52,6 +52,8 @@ customers = sa.Table(
     sa.Column("health_score", sa.Integer, nullable=False, server_default="0"),
     # compute_time of the reporting score applied last (migration 0008): older scores are ignored.
     sa.Column("score_time", UtcDateTime(), nullable=True),
+    # The tier was last set by a reporting score, not by a person (a person's tier wins).
+    sa.Column("tier_by_score", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("collaborators", sa.JSON, nullable=False, server_default="[]"),
     sa.Column("merged_into", sa.String(36), nullable=False, server_default=""),
     # Keyset indexes: each list order, optionally narrowed to an owner or a team (data scope).

@@ -198,6 +198,9 @@ async def update_customer(
         updated, changed = rules.update_customer(
             current, data, fields, now=uow.now, grant=grant, phone_region=deps.phone_region
         )
+    if "tier" in fields:
+        # A person chose the tier: reporting's ABC class no longer overrides it (service/scores.py).
+        await repo.pin_tier(updated.id)
     if not changed:
         return current
     if {"phone_numbers", "email_addresses", "tax_id"} & set(changed):

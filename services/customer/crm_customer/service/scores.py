@@ -3,9 +3,13 @@ the customer's tier follows the ABC class (A/B/C) and health_score the reporting
 
 Idempotent and order-tolerant: the compute_time of the score applied last is kept (score_time);
 a score not newer than it is ignored, so a redelivered or late older score never overwrites a
-newer one. A change of tier or health score bumps the version and is published as
-CustomerUpdated (changed_fields "health_score" / "tier") like every other customer change; a
-score that changes neither only moves score_time.
+newer one.
+
+A tier someone set by hand wins: the ABC class only sets the tier while it is unset or was last
+set by a score (tier_by_score; Create/UpdateCustomer writing a tier clear it). A tier change is a
+customer change like any other: new version (etag), CustomerUpdated, audit. The health score is
+system-maintained and output-only, so a health-only change is stored without a new version: a
+background score must not turn a user's pending edit into a stale-etag conflict.
 """
 
 from __future__ import annotations
@@ -55,7 +59,9 @@ async def apply_score(uow, deps: CustomerDeps, score: reporting_events.CustomerS
     applied = _aware(await uow.session.scalar(sa.select(c.score_time).where(c.id == customer.id)))
     if applied is not None and compute_time <= applied:
         return []
-    tier = TIER_OF_CLASS.get(score.abc_class, customer.tier)
+    tier_by_score = bool(await uow.session.scalar(sa.select(c.tier_by_score).where(c.id == customer.id)))
+    manual_tier = customer.tier is not None and not tier_by_score
+    tier = customer.tier if manual_tier else TIER_OF_CLASS.get(score.abc_class, customer.tier)
     health = max(0, min(100, score.health_score))
     changed = sorted(
         name
@@ -65,9 +71,12 @@ async def apply_score(uow, deps: CustomerDeps, score: reporting_events.CustomerS
         )
         if differs
     )
-    if not changed:
+    if "tier" not in changed:
+        # Health only (or nothing): no new version, no event — see the module docstring.
         await uow.session.execute(
-            sa.update(customers).where(c.id == customer.id).values(score_time=compute_time)
+            sa.update(customers)
+            .where(c.id == customer.id)
+            .values(score_time=compute_time, health_score=health)
         )
         return []
     result = await uow.session.execute(
@@ -77,6 +86,7 @@ async def apply_score(uow, deps: CustomerDeps, score: reporting_events.CustomerS
             tier=tier.value if tier else None,
             health_score=health,
             score_time=compute_time,
+            tier_by_score=True,
             update_time=uow.now,
             version=customer.version + 1,
         )
