@@ -1,27 +1,10 @@
-"""What the sales servicers share: a unit-of-work runner and request_id idempotency."""
+"""The sales servicers' base: crm_shared's ServicerBase with `_app` typed as SalesApp."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from crm_sales.app import SalesApp
-from crm_shared.db.idempotency import idempotent, in_unit_of_work
+from crm_shared.grpc.servicer import ServicerBase
 
 
-class SalesServicerBase:
-    def __init__(self, app: SalesApp) -> None:
-        self._app = app
-
-    async def _write(self, run: Callable[[object], Awaitable[object]]):
-        return await in_unit_of_work(self._app.uow_factory, run)
-
-    async def _once(self, method: str, request, *, run, response_type):
-        """request_id idempotency (AIP-155) storing the whole response (no personal data here)."""
-        return await idempotent(
-            self._app.uow_factory,
-            method=method,
-            request_id=request.request_id,
-            request=request,
-            response_type=response_type,
-            run=run,
-        )
+class SalesServicerBase(ServicerBase):
+    _app: SalesApp
