@@ -11,7 +11,7 @@ PROTO_SOURCES := $(shell find protos -name '*.proto' 2>/dev/null) protos/build.p
 SOURCE_ROOTS := shared shared/gen gateway loadtests $(wildcard services/*)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv proto run test test-fast lint bench loadtest token clean
+.PHONY: help venv proto run test test-fast lint bench loadtest loadtest-capacity k8s-config token clean
 
 help:
 	@echo "make run       start NATS, every service and the Envoy gateway on embedded defaults"
@@ -19,7 +19,10 @@ help:
 	@echo "make proto     regenerate Python stubs and the descriptor image from protos/"
 	@echo "make lint      ruff, buf lint and import-linter contracts"
 	@echo "make bench     benchmarks: figures and ratios printed and written to docs/benchmarks.md"
+	@echo "make loadtest  Locust personas headless (USERS=500 DURATION=60s); report -> docs/benchmarks.md"
+	@echo "make loadtest-capacity  step load (STEPS=250,500,1000,2000,3000): users sustained at p99 < 200 ms"
 	@echo "make token     mint a dev JWT (ROLE=admin SUB=alice TEAM=east)"
+	@echo "make k8s-config  regenerate deploy/k8s/base/gateway/envoy.yaml from gateway/crm_gateway/services.yaml"
 
 $(STAMP): requirements/runtime.txt requirements/dev.txt requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -59,6 +62,23 @@ lint: $(GEN_STAMP)
 
 bench: $(GEN_STAMP)
 	$(PY) -m crm_bench
+
+# Headless Locust against the stack on 127.0.0.1:8080 (`make run`), or one it starts itself;
+# CSV/HTML in build/loadtest, exit 1 above MAX_ERROR_RATIO. See docs/loadtest.md.
+loadtest: $(GEN_STAMP)
+	$(PY) -m crm_load run --users $${USERS:-500} --spawn-rate $${SPAWN_RATE:-50} \
+	  --duration $${DURATION:-60s} --max-error-rate $${MAX_ERROR_RATE:-0.01} --write
+
+loadtest-capacity: $(GEN_STAMP)
+	$(PY) -m crm_load capacity --steps $${STEPS:-250,500,1000,2000,3000} \
+	  --step-seconds $${STEP_SECONDS:-45} --write
+
+# The gateway's Envoy config in the cluster is generated from services.yaml, like `make run`'s;
+# tests/deploy fails when the committed file differs from what this writes.
+k8s-config: $(GEN_STAMP)
+	$(PY) -m crm_gateway.envoy_config --profile k8s --descriptor build/crm.binpb \
+	  --jwks /etc/crm/jwt/jwks.json --descriptor-path-in-config /etc/envoy/envoy.binpb \
+	  --out deploy/k8s/base/gateway/envoy.yaml --descriptor-out build/envoy-k8s.binpb
 
 clean:
 	rm -rf $(VENV) shared/gen build .pytest_cache

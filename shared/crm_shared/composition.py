@@ -18,6 +18,7 @@ from crm_shared.db.tables import PlatformTables
 from crm_shared.db.uow import UnitOfWorkFactory
 from crm_shared.events.relay import OutboxRelay
 from crm_shared.events.streams import ensure_stream, stream_for_service
+from crm_shared.observability.db_pool import track_pool
 from crm_shared.pii.codec import PersonalDataCodec
 from crm_shared.pii.crypto import BlindIndex, KeyRing
 from crm_shared.runtime import Infrastructure, StartupError, Worker
@@ -66,6 +67,7 @@ async def build_core(
     if settings.migrate_on_start:
         await apply_migrations(settings.database_url, migrations)
     db = await Database.connect(settings.database_url, pool_size=settings.database_pool_size)
+    track_pool(service, db.engine)
     relay = None
     if infra.js is not None:
         await ensure_stream(infra.js, stream_for_service(service))

@@ -1,13 +1,27 @@
-"""python -m crm_contract: run the contract service until SIGTERM."""
+"""python -m crm_contract: serve the contract service until SIGTERM; `migrate` applies its schema.
 
-from crm_contract.bootstrap import build
-from crm_contract.config import ContractSettings
-from crm_shared.runtime import run_service
+The commands are crm_shared.service_cli's, shared by every service.
+"""
+
+import sys
+from pathlib import Path
+
+from crm_shared.service_cli import ServiceCli
+from crm_shared.service_cli import main as cli_main
+
+CLI = ServiceCli(
+    name="contract",
+    settings="crm_contract.config:ContractSettings",
+    build="crm_contract.bootstrap:build",
+    # The same directory bootstrap.MIGRATIONS names; spelled here so `migrate` and `--help` need
+    # no import of the service's gRPC code.
+    migrations=Path(__file__).resolve().parent / "migrations",
+)
 
 
-def main() -> None:
-    run_service(ContractSettings(), build)
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(CLI, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""python -m crm_reporting: run the reporting service until SIGTERM.
+"""python -m crm_reporting: serve the reporting service until SIGTERM; `migrate` applies its schema
+(see crm_shared.service_cli).
 
 python -m crm_reporting rebuild --database-url URL [--nats-url URL] [--force]: replay every
 source stream into a fresh database (see crm_reporting.service.rebuild).
@@ -9,6 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
+
+from crm_shared.service_cli import Command, ServiceCli
+from crm_shared.service_cli import main as cli_main
 
 
 def _rebuild(argv: list[str]) -> int:
@@ -47,16 +52,19 @@ def _rebuild(argv: list[str]) -> int:
     return asyncio.run(run())
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "rebuild":
-        return _rebuild(argv[1:])
-    from crm_reporting.bootstrap import build
-    from crm_reporting.config import ReportingSettings
-    from crm_shared.runtime import run_service
+CLI = ServiceCli(
+    name="reporting",
+    settings="crm_reporting.config:ReportingSettings",
+    build="crm_reporting.bootstrap:build",
+    # The same directory bootstrap.MIGRATIONS names; spelled here so `migrate` and `--help` need
+    # no import of the service's gRPC code.
+    migrations=Path(__file__).resolve().parent / "migrations",
+    commands={"rebuild": Command("replay every source stream into a fresh read-model database", _rebuild)},
+)
 
-    run_service(ReportingSettings(), build)
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(CLI, argv)
 
 
 if __name__ == "__main__":

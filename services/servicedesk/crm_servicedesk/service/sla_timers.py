@@ -13,6 +13,7 @@ from crm_servicedesk.domain import sla as rules
 from crm_servicedesk.service import sla
 from crm_servicedesk.service.escalation import escalate
 from crm_servicedesk.service.sla_events import emit_breached, emit_warning
+from crm_servicedesk.service.sla_metrics import count_breach_on_commit, count_warning_on_commit, sla_counters
 
 
 async def _load(uow, key: str):
@@ -50,6 +51,7 @@ async def fire_warning(uow, key: str) -> None:
         metric=clock.metric,
         due_time=clock.due_time(calendar, uow.now),
     )
+    count_warning_on_commit(uow, ticket, clock.metric)
 
 
 async def fire_breach(uow, key: str) -> None:
@@ -75,11 +77,14 @@ async def fire_breach(uow, key: str) -> None:
         due_time=breached.breach_due_time or uow.now,
         breach_time=uow.now,
     )
+    count_breach_on_commit(uow, ticket, clock.metric)
     await escalate(uow, ticket, policy_id=stored.policy_id, metric=clock.metric, cycle=clock.cycle)
 
 
 def timer_handlers(app) -> dict:
     """kind -> async handler(uow, timer) for the SLA timers."""
+    # Register the counters now, so /metrics lists them (at zero) before the first breach.
+    sla_counters()
 
     async def warning(uow, timer) -> None:
         await fire_warning(uow, timer.key)
