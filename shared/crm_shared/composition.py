@@ -13,7 +13,7 @@ from pathlib import Path
 
 from crm_shared.aip.paging import PageTokenCodec
 from crm_shared.db.engine import Database
-from crm_shared.db.migrations import apply_migrations
+from crm_shared.db.migrations import SchemaNotCurrent, apply_migrations, require_current_schema
 from crm_shared.db.tables import PlatformTables
 from crm_shared.db.uow import UnitOfWorkFactory
 from crm_shared.events.relay import OutboxRelay
@@ -66,11 +66,16 @@ async def build_core(
         raise StartupError(f"{service}: bad page token secret: {error}") from error
     if settings.migrate_on_start:
         await apply_migrations(settings.database_url, migrations)
+    else:
+        try:
+            await require_current_schema(settings.database_url, migrations)
+        except SchemaNotCurrent as error:
+            raise StartupError(f"{service}: {error}: run `python -m crm_{service} migrate` first") from None
     db = await Database.connect(settings.database_url, pool_size=settings.database_pool_size)
     track_pool(service, db.engine)
     relay = None
     if infra.js is not None:
-        await ensure_stream(infra.js, stream_for_service(service))
+        await ensure_stream(infra.js, stream_for_service(service, num_replicas=settings.stream_replicas))
         relay = OutboxRelay(db, tables, infra.js, clock=infra.clock, service=service)
     uow_factory = UnitOfWorkFactory(
         db, tables, service=service, clock=infra.clock, on_commit=relay.notify if relay else None

@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     # Apply alembic migrations at start (dev); in Kubernetes a Job does it and this is false.
     migrate_on_start: bool = True
     nats_url: str = "nats://127.0.0.1:4222"
+    # JetStream replicas of the service's own event stream (applied at every start): 1 on a single
+    # server, 3 on a 3-node cluster so events survive a node.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
     # JWT verification: issuer and audience must match; keys from a PEM public key or a JWKS file.
     jwt_issuer: str = "https://auth.crm.local"
     jwt_audience: str = "crm"

@@ -136,6 +136,16 @@ def test_services_run_with_the_contracted_settings(target: Rendered) -> None:
         assert config_of(target, caller)[f"CRM_{caller.upper()}_{callee.upper()}_TARGET"] == f"{callee}:50051"
 
 
+def test_each_service_stream_has_a_replica_per_nats_node(overlay: Rendered) -> None:
+    # A stream on one node of a 3-node cluster stops every event of its service while that node is
+    # down; crm_shared applies CRM_<SVC>_STREAM_REPLICAS to the service's own stream at start.
+    [nats] = [obj for obj in overlay.of_kind("StatefulSet") if obj["metadata"]["name"] == "nats"]
+    nodes = nats["spec"]["replicas"]
+    for service in SERVICES:
+        replicas = config_of(overlay, service).get(f"CRM_{service.upper()}_STREAM_REPLICAS", "1")
+        assert int(replicas) == min(nodes, 3), f"{service}: {replicas} stream replicas on {nodes} NATS nodes"
+
+
 # --- what every service has --------------------------------------------------------------------
 
 

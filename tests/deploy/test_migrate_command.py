@@ -145,3 +145,19 @@ async def test_help_lists_the_commands_without_loading_grpc_or_the_database_laye
     out = stdout.decode()
     assert "migrate" in out and "serve" in out
     assert "loaded: []" in out
+
+
+async def test_a_server_that_does_not_migrate_refuses_a_database_the_job_has_not_migrated(
+    database_url: str, tmp_path: Path
+) -> None:
+    # In Kubernetes the Job migrates and servers run with MIGRATE_ON_START=false: build_core calls
+    # require_current_schema, and a server started before the Job finished exits and is restarted
+    # instead of answering "no such table".
+    from crm_shared.db.migrations import SchemaNotCurrent, require_current_schema
+
+    migrations = REPO / "services" / "contract" / "crm_contract" / "migrations"
+    with pytest.raises(SchemaNotCurrent, match="schema at nothing"):
+        await require_current_schema(database_url, migrations)
+    code, _, err = await migrate("contract", database_url, tmp_path)
+    assert code == 0, err
+    await require_current_schema(database_url, migrations)

@@ -14,7 +14,7 @@ from crm_contract.app import ContractApp
 from crm_contract.service import opportunity_events
 from crm_shared.events.consumer import EventConsumer
 from crm_shared.events.envelope import EventEnvelope
-from crm_shared.events.streams import ensure_stream, stream_for_service
+from crm_shared.events.streams import ensure_stream_exists, stream_for_service
 
 # As published by crm_sales (adapters/opportunity_published.py).
 SUBJECT_OPPORTUNITY_WON = "crm.sales.opportunity.won"
@@ -46,7 +46,7 @@ class SalesEventConsumer:
         self.consumer.on(sales_events_pb.OpportunityWon, won)
 
     async def start(self) -> None:
-        await ensure_stream(self.app.js, stream_for_service("sales"))
+        await ensure_stream_exists(self.app.js, stream_for_service("sales"))
         await self.consumer.start()
 
     async def stop(self) -> None:

@@ -18,7 +18,7 @@ from crm_customer.app import CustomerApp
 from crm_customer.service import deals, scores
 from crm_shared.events.consumer import EventConsumer
 from crm_shared.events.envelope import EventEnvelope, occurred_at
-from crm_shared.events.streams import ensure_stream, stream_for_service
+from crm_shared.events.streams import ensure_stream_exists, stream_for_service
 
 SUBJECT_OPPORTUNITY_CREATED = "crm.sales.opportunity.created"
 SUBJECT_OPPORTUNITY_WON = "crm.sales.opportunity.won"
@@ -86,7 +86,7 @@ class DealConsumers:
 
     async def start(self) -> None:
         for service in ("sales", "contract"):
-            await ensure_stream(self.app.js, stream_for_service(service))
+            await ensure_stream_exists(self.app.js, stream_for_service(service))
         await self.sales.start()
         await self.contract.start()
 
@@ -121,7 +121,7 @@ class ScoreConsumer:
         self.consumer.on(reporting_pb.CustomerScored, scored)
 
     async def start(self) -> None:
-        await ensure_stream(self.app.js, stream_for_service("reporting"))
+        await ensure_stream_exists(self.app.js, stream_for_service("reporting"))
         await self.consumer.start()
 
     async def stop(self) -> None:

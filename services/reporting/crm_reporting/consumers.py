@@ -13,7 +13,7 @@ from crm_reporting.projection_registry import SOURCES, Handler, ProjectionRegist
 from crm_reporting.service.projection_status import record_applied
 from crm_shared.events.consumer import EventConsumer
 from crm_shared.events.envelope import occurred_at
-from crm_shared.events.streams import ensure_stream, stream_for_service
+from crm_shared.events.streams import ensure_stream_exists, stream_for_service
 
 
 def consumer_name(source: str) -> str:
@@ -68,7 +68,7 @@ class ProjectionConsumer:
             self.consumer.on(payload_type, handler)
 
     async def start(self) -> None:
-        await ensure_stream(self.app.js, self.stream)
+        await ensure_stream_exists(self.app.js, self.stream)
         await self.consumer.start()
 
     async def stop(self) -> None:

@@ -15,7 +15,7 @@ from crm_sales.app import SalesApp
 from crm_sales.service import customer_events
 from crm_shared.events.consumer import EventConsumer
 from crm_shared.events.envelope import EventEnvelope
-from crm_shared.events.streams import ensure_stream, stream_for_service
+from crm_shared.events.streams import ensure_stream_exists, stream_for_service
 
 # As published by crm_customer (service/merge.py, service/privacy.py, adapters/published.py).
 SUBJECT_CUSTOMER_MERGED = "crm.customer.customer.merged"
@@ -57,7 +57,7 @@ class CustomerEventConsumer:
         self.consumer.on(events_pb.CustomerDeleted, deleted)
 
     async def start(self) -> None:
-        await ensure_stream(self.app.js, stream_for_service("customer"))
+        await ensure_stream_exists(self.app.js, stream_for_service("customer"))
         await self.consumer.start()
 
     async def stop(self) -> None:

@@ -113,6 +113,31 @@ async def current_revision(database_url: str) -> str | None:
         await db.dispose()
 
 
+class SchemaNotCurrent(RuntimeError):
+    """The database's schema is not at the code's migration heads."""
+
+
+async def require_current_schema(database_url: str, script_location: str | Path) -> None:
+    """Raise SchemaNotCurrent unless the database is at every head of `script_location`.
+
+    Where a Job migrates (Kubernetes), a server started before it finishes must not serve: it
+    fails to start and is restarted, instead of answering every call with "no such table".
+    """
+    from alembic.script import ScriptDirectory
+
+    expected = set(ScriptDirectory.from_config(alembic_config(database_url, script_location)).get_heads())
+    db = await Database.connect(database_url, pool_size=1)
+    try:
+        async with db.engine.connect() as conn:
+            current = set(await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_heads()))
+    finally:
+        await db.dispose()
+    if current != expected:
+        raise SchemaNotCurrent(
+            f"database schema at {sorted(current) or 'nothing'}, this code needs {sorted(expected)}"
+        )
+
+
 def run_alembic_env(context: Any, target_metadata: sa.MetaData | None) -> None:
     """The body of a service's migrations/env.py (works for apply_migrations and the alembic CLI)."""
     config = context.config

@@ -57,3 +57,12 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> StreamInfo:
     except NotFoundError:
         return await js.add_stream(spec.config())
     return await js.update_stream(spec.config())
+
+
+async def ensure_stream_exists(js: JetStreamContext, spec: StreamSpec) -> StreamInfo:
+    """Create another service's stream if it is missing (so a consumer can start before its
+    producer), but never update it: its settings, e.g. the replica count, are the producer's."""
+    try:
+        return await js.stream_info(spec.name)
+    except NotFoundError:
+        return await js.add_stream(spec.config())
