@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from crm_load import env
 from crm_load.locust_run import LoadSpec, run
 from crm_load.seed import seed
