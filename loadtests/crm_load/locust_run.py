@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from crm_load import env
+from crm_load import env, projection_lag
 from crm_load.cpu import CpuSampler, tree
 from crm_load.results import RunResult, read_failures, read_personas, read_stats
 from crm_load.stack import Stack
@@ -73,6 +73,7 @@ def run(spec: LoadSpec, stack: Stack, seed_file: Path) -> RunResult:
     }
     mode = "direct to each service" if spec.direct else f"through the gateway {stack.gateway}"
     print(f"locust   | {spec.users} users, spawn {spec.spawn_rate}/s, {spec.seconds} s, {mode}", flush=True)
+    lag_before = projection_lag.scrape(stack.reporting_metrics)
     process = subprocess.Popen(command(spec), env=child_env)
     with CpuSampler(stack.processes, lambda: tree(process.pid)) as sampler:
         try:
@@ -81,6 +82,7 @@ def run(spec: LoadSpec, stack: Stack, seed_file: Path) -> RunResult:
             process.terminate()  # Ctrl-C or a hang: Locust writes its reports on SIGTERM
             process.wait(30)
             raise
+    lag = projection_lag.between(lag_before, projection_lag.scrape(stack.reporting_metrics))
     rpcs, total = read_stats(spec.prefix)
     personas, window = read_personas(persona_file)
     stack_cpu, locust_cpu = sampler.between(*window)
@@ -93,4 +95,5 @@ def run(spec: LoadSpec, stack: Stack, seed_file: Path) -> RunResult:
         stack_cpu_seconds=stack_cpu,
         locust_cpu_seconds=locust_cpu,
         cpu_by_process=sampler.breakdown(*window),
+        projection_lag=lag,
     )

@@ -44,6 +44,10 @@ def cpu_split(result: RunResult) -> str:
     return ", ".join(parts)
 
 
+def lag_text(result: RunResult) -> str:
+    return result.projection_lag.describe() if result.projection_lag is not None else "not measured"
+
+
 def run_body(result: RunResult, *, users: int, seconds: int, command: str, mode: str) -> str:
     total = result.total
     lines = [
@@ -60,6 +64,8 @@ def run_body(result: RunResult, *, users: int, seconds: int, command: str, mode:
         f"Locust {result.locust_cpu_ms_per_request:.1f} ms).",
         "",
         f"Stack CPU by process: {cpu_split(result)}.",
+        "",
+        f"Event-to-report lag (reporting consumers, whole run, ramp included): {lag_text(result)}.",
         "",
         *table(result.personas, "persona"),
         "",
@@ -92,6 +98,19 @@ class GatewayComparison:
         return ratio(g.p50, d.p50), ratio(g.p99, d.p99), ratio(g.rps, d.rps)
 
 
+def _lag_cells(result: RunResult) -> str:
+    lag = result.projection_lag
+    if lag is None or not lag.events:
+        return "n/a | n/a"
+    return f"≤ {_short(lag.p50_ms)} / ≤ {_short(lag.p99_ms)} | {lag.pending_after}"
+
+
+def _short(ms: float) -> str:
+    if ms == float("inf"):
+        return "> 30 min"
+    return f"{ms / 1000:g} s" if ms >= 1000 else f"{ms:.0f} ms"
+
+
 def sustained(steps: list[Step]) -> int:
     passing = [s.users for s in steps if s.passed]
     return max(passing) if passing else 0
@@ -106,7 +125,9 @@ def capacity_body(
             f"One Locust run per step, {step_seconds} s measured after every user is running "
             "(--reset-stats); Locust, Envoy, NATS and the five services (SQLite) share the machine. "
             "CPU: the stack's processes (services, Envoy, NATS) over the measured window / requests; "
-            "Locust's own CPU next to it."
+            "Locust's own CPU next to it. Event-to-report lag: the reporting consumers' "
+            "crm_consumer_lag_seconds over the whole step (ramp included; bucket upper bounds), and "
+            "the events still pending when the step ends."
         ),
         "",
         f"Command: `{command}`",
@@ -115,15 +136,15 @@ def capacity_body(
         f"{best if best else 'none of the steps'}.**",
         "",
         "| users | req/s | p50 ms | p95 ms | p99 ms | failures | stack CPU ms/req | Locust CPU ms/req "
-        "| verdict |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| report lag p50 / p99 | pending after | verdict |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in steps:
         t = s.result.total
         lines.append(
             f"| {s.users} | {t.rps:.1f} | {t.p50:.0f} | {t.p95:.0f} | {t.p99:.0f} | {t.failures} | "
             f"{s.result.stack_cpu_ms_per_request:.1f} | {s.result.locust_cpu_ms_per_request:.1f} | "
-            f"{'ok' if s.passed else 'over'} |"
+            f"{_lag_cells(s.result)} | {'ok' if s.passed else 'over'} |"
         )
     slowest = max(steps, key=lambda s: s.users) if steps else None
     if slowest is not None:

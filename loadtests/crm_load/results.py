@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crm_load.projection_lag import Lag
+
 
 @dataclass
 class Row:
@@ -43,6 +45,7 @@ class RunResult:
     stack_cpu_seconds: float = 0.0
     locust_cpu_seconds: float = 0.0
     cpu_by_process: dict[str, float] = field(default_factory=dict)  # label -> CPU s in the window
+    projection_lag: Lag | None = None  # events the reporting service applied during the run
 
     @property
     def error_ratio(self) -> float:

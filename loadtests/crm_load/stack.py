@@ -39,6 +39,8 @@ class Stack:
     data_dir: Path | None = None
     log: Path | None = None
     pids: list[int] = field(default_factory=list)
+    # host:port of the reporting service's /metrics: the event-to-report lag under load.
+    reporting_metrics: str | None = None
 
     def processes(self) -> list[psutil.Process]:
         """The stack's processes (services, Envoy, NATS; the devstack supervisor too)."""
@@ -82,6 +84,11 @@ def _direct(catalog) -> dict[str, str]:
     return {name: f"127.0.0.1:{spec.dev_port}" for spec in catalog.services for name in spec.grpc_services}
 
 
+def _reporting_metrics(catalog) -> str | None:
+    port = catalog.service("reporting").metrics_port
+    return f"127.0.0.1:{port}" if port else None
+
+
 def existing(target: str, keys_dir: Path | None) -> Stack:
     from crm_gateway.catalog import load_catalog
     from crm_gateway.tokens import default_keys_dir
@@ -93,6 +100,7 @@ def existing(target: str, keys_dir: Path | None) -> Stack:
         keys_dir=keys_dir or default_keys_dir(),
         issuer=catalog.jwt_issuer,
         audience=catalog.jwt_audience,
+        reporting_metrics=_reporting_metrics(catalog),
     )
 
 
@@ -148,6 +156,7 @@ def own_stack(target: str, log: Path) -> Iterator[Stack]:
         process=process,
         data_dir=data,
         log=log,
+        reporting_metrics=_reporting_metrics(catalog),
     )
     try:
         _wait_ready(process, log)

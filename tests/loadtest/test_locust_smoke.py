@@ -63,6 +63,7 @@ def test_every_persona_runs_its_rpcs_without_errors(e2e_stack, tmp_path: Path, m
         keys_dir=e2e_stack.stack.keys.directory,
         issuer=catalog.jwt_issuer,
         audience=catalog.jwt_audience,
+        reporting_metrics=f"127.0.0.1:{catalog.service('reporting').metrics_port}",
     )
     seed_file = tmp_path / "seed.json"
     asyncio.run(
@@ -87,3 +88,6 @@ def test_every_persona_runs_its_rpcs_without_errors(e2e_stack, tmp_path: Path, m
     assert called >= EXPECTED_RPCS, f"never called: {sorted(EXPECTED_RPCS - called)}"
     assert {p.name for p in result.personas if p.requests > 0} == PERSONAS
     assert (tmp_path / "locust" / "crm.html").stat().st_size > 0
+    # The report's event-to-report lag comes from the reporting service's own histogram: the
+    # follow-ups, tickets and imports of the run reached it.
+    assert result.projection_lag is not None and result.projection_lag.events > 0
