@@ -127,7 +127,8 @@ def capacity_body(
             "CPU: the stack's processes (services, Envoy, NATS) over the measured window / requests; "
             "Locust's own CPU next to it. Event-to-report lag: the reporting consumers' "
             "crm_consumer_lag_seconds over the whole step (ramp included; bucket upper bounds), and "
-            "the events still pending when the step ends."
+            "the events still pending when the step ends; the first step also applies what "
+            "seeding left behind (bulk-imported customers), which can show as tens of seconds of lag."
         ),
         "",
         f"Command: `{command}`",
