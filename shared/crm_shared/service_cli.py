@@ -148,13 +148,12 @@ def _migrate(cli: ServiceCli, argv: list[str]) -> int:
 async def _migrate_to_head(name: str, url: str, migrations: Path) -> int:
     import traceback
 
-    from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    from crm_shared.db.migrations import alembic_config, apply_migrations
+    from crm_shared.db.migrations import apply_migrations, code_heads
 
     shown = _shown_url(url)
-    heads = ScriptDirectory.from_config(alembic_config(url, migrations)).get_heads()
+    heads = code_heads(url, migrations)
     before = await _current_heads(url, shown)
     print(f"{name}: {shown}: schema at {_revisions(before)}, code at {_revisions(heads)}", flush=True)
     try:
@@ -193,17 +192,10 @@ async def _current_heads(url: str, shown: str) -> tuple[str, ...]:
     Any failure here is about reaching the database (refused, unknown host, bad password,
     missing database, unwritable SQLite directory), so it becomes one line and exit 2.
     """
-    from alembic.runtime.migration import MigrationContext
-
-    from crm_shared.db.engine import Database
+    from crm_shared.db.migrations import current_heads
 
     try:
-        db = await Database.connect(url, pool_size=1)
-        try:
-            async with db.engine.connect() as conn:
-                return await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_heads())
-        finally:
-            await db.dispose()
+        return await current_heads(url)
     except Exception as error:
         raise ConfigurationError(
             f"cannot reach the database {shown}: {type(error).__name__}: {_first_line(error)}"

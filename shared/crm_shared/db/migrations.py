@@ -105,12 +105,25 @@ async def apply_migrations(database_url: str, script_location: str | Path, revis
 
 
 async def current_revision(database_url: str) -> str | None:
+    heads = await current_heads(database_url)
+    return heads[0] if heads else None
+
+
+async def current_heads(database_url: str) -> tuple[str, ...]:
+    """The revisions the database is stamped with; () for an empty database."""
     db = await Database.connect(database_url, pool_size=1)
     try:
         async with db.engine.connect() as conn:
-            return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+            return tuple(await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_heads()))
     finally:
         await db.dispose()
+
+
+def code_heads(database_url: str, script_location: str | Path) -> tuple[str, ...]:
+    """The head revisions of a service's migrations directory."""
+    from alembic.script import ScriptDirectory
+
+    return tuple(ScriptDirectory.from_config(alembic_config(database_url, script_location)).get_heads())
 
 
 class SchemaNotCurrent(RuntimeError):
@@ -123,15 +136,8 @@ async def require_current_schema(database_url: str, script_location: str | Path)
     Where a Job migrates (Kubernetes), a server started before it finishes must not serve: it
     fails to start and is restarted, instead of answering every call with "no such table".
     """
-    from alembic.script import ScriptDirectory
-
-    expected = set(ScriptDirectory.from_config(alembic_config(database_url, script_location)).get_heads())
-    db = await Database.connect(database_url, pool_size=1)
-    try:
-        async with db.engine.connect() as conn:
-            current = set(await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_heads()))
-    finally:
-        await db.dispose()
+    expected = set(code_heads(database_url, script_location))
+    current = set(await current_heads(database_url))
     if current != expected:
         raise SchemaNotCurrent(
             f"database schema at {sorted(current) or 'nothing'}, this code needs {sorted(expected)}"
