@@ -60,6 +60,7 @@ def _failure(exc: grpc.RpcError) -> CallFailed:
 class GrpcUser(User):
     abstract = True
     role = ""  # the token's role claim
+    pool = ""  # the seed file's list of identities this persona acts as ("reps", "agents", ...)
 
     def __init__(self, environment) -> None:
         super().__init__(environment)
@@ -85,7 +86,9 @@ class GrpcUser(User):
         return next(counter) * workers + worker % workers
 
     def choose_identity(self) -> Identity:
-        raise NotImplementedError
+        """This user's seeded identity (kept as self.profile); personas extend it with their data."""
+        self.profile = self.pick(self.pool)
+        return Identity(self.profile["subject"], self.role, self.profile["team"])
 
     def pick(self, pool_name: str) -> dict[str, Any]:
         pool = self.seed[pool_name]

@@ -81,10 +81,7 @@ class SalesRep(GrpcUser):
     weight = WEIGHTS["SalesRep"]
     wait_time = between(4, 12)
     role = "sales_rep"
-
-    def choose_identity(self) -> Identity:
-        self.profile = self.pick("reps")
-        return Identity(self.profile["subject"], self.role, self.profile["team"])
+    pool = "reps"
 
     def customer(self) -> str:
         return random.choice(self.profile["customers"])
@@ -154,11 +151,12 @@ class SupportAgent(GrpcUser):
     weight = WEIGHTS["SupportAgent"]
     wait_time = between(3, 9)
     role = "support_agent"
+    pool = "agents"
 
     def choose_identity(self) -> Identity:
-        profile = self.pick("agents")
-        self.tickets = list(self.seed["tickets"][profile["team"]])
-        return Identity(profile["subject"], self.role, profile["team"])
+        identity = super().choose_identity()
+        self.tickets = list(self.seed["tickets"][identity.team])
+        return identity
 
     @task(4)
     def list_my_queue(self) -> None:
@@ -221,10 +219,7 @@ class SalesManager(GrpcUser):
     weight = WEIGHTS["SalesManager"]
     wait_time = between(10, 25)
     role = "sales_manager"
-
-    def choose_identity(self) -> Identity:
-        profile = self.pick("sales_managers")
-        return Identity(profile["subject"], self.role, profile["team"])
+    pool = "sales_managers"
 
     def query(self) -> report_common_pb.ReportQuery:
         return report_common_pb.ReportQuery(period=_this_year(), team=self.identity.team)
@@ -280,10 +275,7 @@ class SupportManager(GrpcUser):
     weight = WEIGHTS["SupportManager"]
     wait_time = between(10, 25)
     role = "support_manager"
-
-    def choose_identity(self) -> Identity:
-        profile = self.pick("support_managers")
-        return Identity(profile["subject"], self.role, profile["team"])
+    pool = "support_managers"
 
     @task(2)
     def service_report(self) -> None:
@@ -317,14 +309,15 @@ class Integration(GrpcUser):
     weight = WEIGHTS["Integration"]
     wait_time = between(5, 15)
     role = "integration"
+    pool = "integrations"
     import_rows = 20
     events_per_batch = 50
 
     def choose_identity(self) -> Identity:
-        profile = self.pick("integrations")
+        identity = super().choose_identity()
         # Imports need a customer-creating role: the ERP sync runs as a sales manager of its team.
-        self.importer = Identity(profile["importer"], "sales_manager", profile["team"])
-        return Identity(profile["subject"], self.role, profile["team"])
+        self.importer = Identity(self.profile["importer"], "sales_manager", identity.team)
+        return identity
 
     def on_start(self) -> None:
         self.import_metadata = (("authorization", f"Bearer {seedfile.minter().token(self.importer)}"),)

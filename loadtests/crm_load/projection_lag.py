@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import urllib.request
 from dataclasses import dataclass
 
 LAG_BUCKET = "crm_consumer_lag_seconds_bucket"
 PENDING = "crm_consumer_pending"
-_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)$")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 @dataclass(frozen=True)
@@ -47,21 +44,19 @@ def _ms(value: float) -> str:
 
 
 def parse(text: str, service: str = "reporting") -> Scrape:
+    from prometheus_client.parser import text_string_to_metric_families
+
     buckets: dict[float, float] = {}
     pending = 0.0
-    for line in text.splitlines():
-        match = _SAMPLE.match(line)
-        if match is None or match["name"] not in (LAG_BUCKET, PENDING):
-            continue
-        labels = dict(_LABEL.findall(match["labels"]))
-        if labels.get("service") != service:
-            continue
-        value = float(match["value"])
-        if match["name"] == PENDING:
-            pending += value
-        else:
-            bound = float(labels["le"])  # "+Inf" parses as inf
-            buckets[bound] = buckets.get(bound, 0.0) + value
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("service") != service:
+                continue
+            if sample.name == PENDING:
+                pending += sample.value
+            elif sample.name == LAG_BUCKET:
+                bound = float(sample.labels["le"])  # "+Inf" parses as inf
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
     return Scrape(buckets, pending)
 
 

@@ -8,10 +8,12 @@ means a fix to start-up order (migrate → connect → stream → relay) reaches
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from crm_shared.aip.paging import PageTokenCodec
+from crm_shared.clock import Clock
 from crm_shared.db.engine import Database
 from crm_shared.db.migrations import SchemaNotCurrent, apply_migrations, require_current_schema
 from crm_shared.db.tables import PlatformTables
@@ -23,6 +25,7 @@ from crm_shared.pii.codec import PersonalDataCodec
 from crm_shared.pii.crypto import BlindIndex, KeyRing
 from crm_shared.runtime import Infrastructure, StartupError, Worker
 from crm_shared.settings import ServiceSettings
+from crm_shared.timers import TimerHandler, TimerScheduler
 
 
 def required_secret(settings: ServiceSettings, name: str) -> str:
@@ -51,8 +54,26 @@ class ServiceCore:
     uow_factory: UnitOfWorkFactory
     page_tokens: PageTokenCodec
     relay: OutboxRelay | None
+    tables: PlatformTables
+    clock: Clock
     # Start order; the runtime stops them in reverse. Services append consumers and schedulers.
     workers: list[Worker] = field(default_factory=list)
+
+    def timer_scheduler(self, handlers: Mapping[str, TimerHandler]) -> TimerScheduler:
+        """The durable-timer Worker for `handlers`, woken after every commit (with the relay), so
+        a deadline a transaction just scheduled is seen at once; the caller adds it to its workers."""
+        scheduler = TimerScheduler(
+            self.db, self.tables, self.uow_factory, clock=self.clock, handlers=handlers
+        )
+        notify_relay = self.uow_factory.on_commit
+
+        def after_commit() -> None:
+            if notify_relay is not None:
+                notify_relay()
+            scheduler.notify()
+
+        self.uow_factory.on_commit = after_commit
+        return scheduler
 
 
 async def build_core(
@@ -80,4 +101,4 @@ async def build_core(
     uow_factory = UnitOfWorkFactory(
         db, tables, service=service, clock=infra.clock, on_commit=relay.notify if relay else None
     )
-    return ServiceCore(db, uow_factory, page_tokens, relay, [relay] if relay else [])
+    return ServiceCore(db, uow_factory, page_tokens, relay, tables, infra.clock, [relay] if relay else [])

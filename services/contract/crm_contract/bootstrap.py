@@ -27,7 +27,6 @@ from crm_contract.consumers import event_consumers
 from crm_contract.timers import timer_handlers
 from crm_shared.composition import build_core
 from crm_shared.runtime import Infrastructure, ServiceParts
-from crm_shared.timers import TimerScheduler
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -44,20 +43,8 @@ async def build(settings: ContractSettings, infra: Infrastructure) -> ServicePar
         js=infra.js,
     )
     workers = list(core.workers)
-    # Durable timers (renewal due, expiry, payment due/overdue): fired in transactions that write
-    # outbox events; woken after every commit so a newly scheduled early deadline is not missed.
-    scheduler = TimerScheduler(
-        core.db, tables.platform, core.uow_factory, clock=infra.clock, handlers=timer_handlers(app)
-    )
-    workers.append(scheduler)
-    relay_notify = core.uow_factory.on_commit
-
-    def after_commit() -> None:
-        if relay_notify is not None:
-            relay_notify()
-        scheduler.notify()
-
-    core.uow_factory.on_commit = after_commit
+    # Durable timers: renewal due, expiry, payment due/overdue.
+    workers.append(core.timer_scheduler(timer_handlers(app)))
     if infra.js is not None:
         workers.extend(event_consumers(app))
     servicers = [

@@ -34,7 +34,6 @@ from crm_customer.service.customers import CustomerDeps
 from crm_customer.timers import timer_handlers
 from crm_shared.composition import build_core, personal_data_codec
 from crm_shared.runtime import Infrastructure, ServiceParts
-from crm_shared.timers import TimerScheduler
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -42,7 +41,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 async def build(settings: CustomerSettings, infra: Infrastructure) -> ServiceParts:
     codec = personal_data_codec(settings)
     core = await build_core(settings, infra, tables=tables.platform, migrations=MIGRATIONS)
-    db, workers, on_commit = core.db, list(core.workers), core.uow_factory.on_commit
+    db, workers = core.db, list(core.workers)
     app = CustomerApp(
         settings=settings,
         db=db,
@@ -56,20 +55,8 @@ async def build(settings: CustomerSettings, infra: Infrastructure) -> ServicePar
         clock=infra.clock,
         js=infra.js,
     )
-    # Durable timers (pool reclaim and warnings, follow-up reminders, lifecycle): fired in
-    # transactions that write outbox events; woken after every commit that emitted events.
-    scheduler = TimerScheduler(
-        db, tables.platform, app.uow_factory, clock=infra.clock, handlers=timer_handlers(app)
-    )
-    workers.append(scheduler)
-    relay_notify = on_commit
-
-    def after_commit() -> None:
-        if relay_notify is not None:
-            relay_notify()
-        scheduler.notify()
-
-    app.uow_factory.on_commit = after_commit
+    # Durable timers: pool reclaim and warnings, follow-up reminders, lifecycle.
+    workers.append(core.timer_scheduler(timer_handlers(app)))
     if infra.js is not None:
         workers.extend(event_consumers(app))
     servicers = [

@@ -31,7 +31,6 @@ from crm_reporting.consumers import event_consumers
 from crm_reporting.timers import timer_handlers
 from crm_shared.composition import build_core
 from crm_shared.runtime import Infrastructure, ServiceParts
-from crm_shared.timers import TimerScheduler
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -48,21 +47,8 @@ async def build(settings: ReportingSettings, infra: Infrastructure) -> ServicePa
         js=infra.js,
     )
     workers = list(core.workers)
-    # Durable timers (daily recomputation of time-dependent scores and agenda items): fired in
-    # transactions that write outbox events; woken after every commit so a newly scheduled early
-    # deadline is not missed.
-    scheduler = TimerScheduler(
-        core.db, tables.platform, core.uow_factory, clock=infra.clock, handlers=timer_handlers(app)
-    )
-    workers.append(scheduler)
-    relay_notify = core.uow_factory.on_commit
-
-    def after_commit() -> None:
-        if relay_notify is not None:
-            relay_notify()
-        scheduler.notify()
-
-    core.uow_factory.on_commit = after_commit
+    # Durable timers: daily recomputation of time-dependent scores and agenda items.
+    workers.append(core.timer_scheduler(timer_handlers(app)))
     if infra.js is not None:
         workers.extend(event_consumers(app))
     servicers = [

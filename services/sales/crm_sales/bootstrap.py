@@ -31,7 +31,6 @@ from crm_sales.consumers import event_consumers
 from crm_sales.timers import timer_handlers
 from crm_shared.composition import build_core, personal_data_codec
 from crm_shared.runtime import Infrastructure, ServiceParts
-from crm_shared.timers import TimerScheduler
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -50,20 +49,8 @@ async def build(settings: SalesSettings, infra: Infrastructure) -> ServiceParts:
         js=infra.js,
     )
     workers = list(core.workers)
-    # Durable timers (quote expiry, task reminders): fired in transactions that write outbox
-    # events; woken after every commit so a newly scheduled early deadline is not missed.
-    scheduler = TimerScheduler(
-        core.db, tables.platform, core.uow_factory, clock=infra.clock, handlers=timer_handlers(app)
-    )
-    workers.append(scheduler)
-    relay_notify = core.uow_factory.on_commit
-
-    def after_commit() -> None:
-        if relay_notify is not None:
-            relay_notify()
-        scheduler.notify()
-
-    core.uow_factory.on_commit = after_commit
+    # Durable timers: quote expiry, task reminders.
+    workers.append(core.timer_scheduler(timer_handlers(app)))
     if infra.js is not None:
         workers.extend(event_consumers(app))
     leads = LeadServicer(app)

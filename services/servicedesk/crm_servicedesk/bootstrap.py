@@ -28,7 +28,6 @@ from crm_servicedesk.service.customer_snapshots import CustomerSnapshots
 from crm_servicedesk.timers import timer_handlers
 from crm_shared.composition import build_core
 from crm_shared.runtime import Infrastructure, ServiceParts
-from crm_shared.timers import TimerScheduler
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -46,20 +45,8 @@ async def build(settings: ServicedeskSettings, infra: Infrastructure) -> Service
         snapshots=CustomerSnapshots(settings),
     )
     workers = list(core.workers)
-    # Durable timers (SLA warning/breach, snapshot retries, auto-close): fired in transactions that write
-    # outbox events; woken after every commit so a newly scheduled early deadline is not missed.
-    scheduler = TimerScheduler(
-        core.db, tables.platform, core.uow_factory, clock=infra.clock, handlers=timer_handlers(app)
-    )
-    workers.append(scheduler)
-    relay_notify = core.uow_factory.on_commit
-
-    def after_commit() -> None:
-        if relay_notify is not None:
-            relay_notify()
-        scheduler.notify()
-
-    core.uow_factory.on_commit = after_commit
+    # Durable timers: SLA warning/breach, snapshot retries, auto-close.
+    workers.append(core.timer_scheduler(timer_handlers(app)))
     if infra.js is not None:
         workers.extend(event_consumers(app))
     servicers = [
